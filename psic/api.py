@@ -1,0 +1,208 @@
+"""The public Python API: encode, decode and inspect ``.psic`` data.
+
+Torch is imported only when pixels are coded, so ``import psic`` and header-only work
+(``inspect``, ``list_models``) stay fast.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, Union
+
+import numpy as np
+from PIL import Image
+
+from psic import imageio, keys
+from psic.codec.registry import ModelEntry, find_model, registered_models
+from psic.errors import ModelNotAvailableError, PsicIOError
+from psic.format import Header, PsicFile, read_file, write_file
+from psic.modes import Mode, select_mode
+
+if TYPE_CHECKING:
+    import torch
+
+    from psic.codec.network import ConditionalHyperprior
+
+ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray]
+PsicInput = Union[bytes, bytearray, memoryview, str, os.PathLike]
+ModelSpec = Union[str, os.PathLike, None]
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """What ``psic info`` shows: the header of a ``.psic`` file, read without decoding it."""
+
+    format_version: str
+    width: int
+    height: int
+    source_mode: str
+    model: str
+    weights_sha256_prefix: str
+    index_crc: str
+    key_slots: int
+    metadata: dict
+    z_bytes: int
+    y_bytes: int
+    file_bytes: int
+
+    @property
+    def bpp(self) -> float:
+        return self.file_bytes * 8 / (self.width * self.height)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "bpp": round(self.bpp, 6)}
+
+
+def encode(
+    image: ImageInput,
+    *,
+    model: ModelSpec = None,
+    quality: int | None = None,
+    keys: Iterable[str] | str = (),
+    device: str | None = None,
+    metadata: Mapping[str, str] | None = None,
+) -> bytes:
+    """Compress an image into ``.psic`` bytes; each keyword becomes a slot that unlocks full mode."""
+    from psic.codec import coding
+
+    rgb, source_mode = imageio.load_image(image)
+    slots = _make_slots(keys)
+    net = _model(model, quality, device)
+    padded = imageio.pad_to_multiple(rgb, coding.DOWNSAMPLING)
+    streams = coding.compress(net, _to_tensor(padded, net))
+    header = Header(
+        width=rgb.shape[1],
+        height=rgb.shape[0],
+        source_mode=source_mode,
+        model_name=net.identity.name,
+        weights_prefix=net.identity.prefix,
+        index_crc=streams.index_crc,
+    )
+    return write_file(PsicFile(header, streams.z, streams.y, key_slots=slots, metadata=dict(metadata or {})))
+
+
+def decode(
+    data: PsicInput,
+    *,
+    key: str | None = None,
+    mode: Mode | str | None = None,
+    device: str | None = None,
+    model: ModelSpec = None,
+) -> Image.Image:
+    """Decode ``.psic`` data: protected by default, full with a keyword that matches a slot."""
+    from psic.codec import coding
+
+    parsed = read_file(_read_bytes(data))
+    chosen = select_mode(mode, key, parsed.key_slots)
+    header = parsed.header
+    net = _model_for_file(header, model, device)
+    streams = coding.Bitstreams(z=parsed.z_string, y=parsed.y_string, index_crc=header.index_crc)
+    latent = coding.decode_latent(net, streams, header.height, header.width)
+    x_hat = coding.synthesize(net, latent, chosen.beta, header.height, header.width)
+    return imageio.to_pil(_to_uint8(x_hat))
+
+
+def inspect(data: PsicInput) -> FileInfo:
+    """Read a file's header and sizes without decoding (and without importing torch)."""
+    raw = _read_bytes(data)
+    parsed = read_file(raw)
+    header = parsed.header
+    return FileInfo(
+        format_version="%d.%d" % parsed.version,
+        width=header.width,
+        height=header.height,
+        source_mode=header.source_mode,
+        model=header.model_name,
+        weights_sha256_prefix=header.weights_prefix.hex(),
+        index_crc=f"{header.index_crc:08x}",
+        key_slots=len(parsed.key_slots),
+        metadata=dict(parsed.metadata),
+        z_bytes=len(parsed.z_string),
+        y_bytes=len(parsed.y_string),
+        file_bytes=len(raw),
+    )
+
+
+def list_models() -> tuple[ModelEntry, ...]:
+    """The models installed with this package."""
+    return registered_models()
+
+
+def load_model(
+    spec: ModelSpec = None, *, device: str | None = None, quality: int | None = None
+) -> ConditionalHyperprior:
+    """A registered model by name, a weights file by path, or the default model (sha256-verified)."""
+    from psic.codec import weights
+
+    return weights.load_model(spec, device=device, quality=quality)
+
+
+def _make_slots(keywords: Iterable[str] | str) -> tuple:
+    if isinstance(keywords, str):
+        keywords = (keywords,)
+    return keys.make_slots(keywords)
+
+
+def _read_bytes(data: PsicInput) -> bytes:
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    try:
+        with open(data, "rb") as f:
+            return f.read()
+    except TypeError:
+        raise PsicIOError(f"expected bytes or a path, got {type(data).__name__}") from None
+    except OSError as exc:
+        raise PsicIOError(f"cannot read {data}: {exc.strerror or exc}") from None
+
+
+def _model(spec: ModelSpec, quality: int | None, device: str | None) -> ConditionalHyperprior:
+    from psic.codec import weights
+
+    path, expected = weights.resolve_model_path(spec, quality)
+    resolved = weights.resolve_device(device)
+    try:
+        stamp = os.stat(path).st_mtime_ns
+    except OSError:
+        raise ModelNotAvailableError(f"weights file not found: {path}") from None
+    return _cached_model(str(path), expected, str(resolved), stamp)
+
+
+@lru_cache(maxsize=4)
+def _cached_model(path: str, expected_sha256: str | None, device: str, _stamp: int) -> ConditionalHyperprior:
+    """Weights load once per process; the file's mtime in the key notices a replaced file."""
+    from psic.codec import weights
+
+    return weights.load_weights_file(path, expected_sha256, device)
+
+
+def _model_for_file(header: Header, spec: ModelSpec, device: str | None) -> ConditionalHyperprior:
+    if spec is None:
+        if find_model(header.model_name) is None:
+            raise ModelNotAvailableError(
+                f"this file needs model {header.model_name!r}, which is not installed; pass its weights file"
+            )
+        spec = header.model_name
+    net = _model(spec, None, device)
+    if net.identity.prefix != header.weights_prefix:
+        raise ModelNotAvailableError(
+            f"this file needs weights {header.weights_prefix.hex()} of model {header.model_name!r}; "
+            f"the model given has weights {net.identity.prefix.hex()}"
+        )
+    return net
+
+
+def _to_tensor(rgb: np.ndarray, net: ConditionalHyperprior) -> torch.Tensor:
+    import torch
+
+    device = net.entropy_bottleneck.quantiles.device
+    return torch.from_numpy(rgb).to(device).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+
+
+def _to_uint8(x_hat: torch.Tensor) -> np.ndarray:
+    import torch
+
+    pixels = x_hat[0].mul(255.0).round_().clamp_(0, 255).to("cpu", dtype=torch.uint8)
+    return np.ascontiguousarray(pixels.permute(1, 2, 0).numpy())

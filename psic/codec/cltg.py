@@ -1,0 +1,57 @@
+"""Conditional Latent Trigger Generation (CLTG): the decoder's condition path.
+
+The scalar condition beta (1 = protected, 0 = full) is embedded once per image and
+turned into one per-channel bias for every decoder stage. The embedding and the MLP are
+shared by all stages; only the final projections are per stage (as in the paper's code).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from psic.errors import InvalidConditionError
+
+FOURIER_FREQUENCIES = 10
+EMBEDDING_DIM = 1 + 2 * FOURIER_FREQUENCIES  # beta itself plus a sin and a cos per frequency
+TRAINED_CONDITIONS = (0.0, 1.0)
+
+
+def check_condition(beta: Tensor) -> None:
+    """Refuse condition values the decoder was never trained on (their output is undefined)."""
+    if beta.dim() != 1:
+        raise InvalidConditionError(f"beta must be a 1-D tensor of shape [batch], got shape {tuple(beta.shape)}")
+    trained = torch.zeros_like(beta, dtype=torch.bool)
+    for value in TRAINED_CONDITIONS:
+        trained |= beta == value
+    if not bool(trained.all()):
+        raise InvalidConditionError("beta must be 0 (full) or 1 (protected); other values were never trained")
+
+
+def fourier_embedding(beta: Tensor) -> Tensor:
+    """Embed beta [B] as [beta, sin(2^k beta), cos(2^k beta) for k = 0..9] -> [B, 21]."""
+    beta = beta.float()
+    features = [beta]
+    for k in range(FOURIER_FREQUENCIES):
+        scaled = beta * float(2**k)
+        features.extend((torch.sin(scaled), torch.cos(scaled)))
+    return torch.stack(features, dim=1)
+
+
+class ConditionBiases(nn.Module):
+    """Maps beta to one bias vector per decoder stage through one shared MLP."""
+
+    def __init__(self, stage_channels: list[int], hidden: int) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(
+            nn.Linear(EMBEDDING_DIM, hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(inplace=True),
+        )
+        self.projections = nn.ModuleList(nn.Linear(hidden, c, bias=False) for c in stage_channels)
+
+    def forward(self, beta: Tensor) -> list[Tensor]:
+        check_condition(beta)
+        features = self.mlp(fourier_embedding(beta))
+        return [proj(features)[:, :, None, None] for proj in self.projections]
