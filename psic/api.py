@@ -17,8 +17,9 @@ from PIL import Image
 
 from psic import imageio, keys
 from psic.codec.registry import ModelEntry, find_model, registered_models
-from psic.errors import ModelNotAvailableError, PsicIOError
+from psic.errors import MalformedError, ModelNotAvailableError, PsicIOError, UsageError
 from psic.format import Header, PsicFile, read_file, write_file
+from psic.format.validate import check_meta_entry
 from psic.modes import Mode, select_mode
 
 if TYPE_CHECKING:
@@ -69,6 +70,7 @@ def encode(
     from psic.codec import coding
 
     rgb, source_mode = imageio.load_image(image)
+    metadata = _checked_metadata(metadata)
     slots = _make_slots(keys)
     net = _model(model, quality, device)
     padded = imageio.pad_to_multiple(rgb, coding.DOWNSAMPLING)
@@ -81,7 +83,7 @@ def encode(
         weights_prefix=net.identity.prefix,
         index_crc=streams.index_crc,
     )
-    return write_file(PsicFile(header, streams.z, streams.y, key_slots=slots, metadata=dict(metadata or {})))
+    return write_file(PsicFile(header, streams.z, streams.y, key_slots=slots, metadata=metadata))
 
 
 def decode(
@@ -144,6 +146,17 @@ def _make_slots(keywords: Iterable[str] | str) -> tuple:
     if isinstance(keywords, str):
         keywords = (keywords,)
     return keys.make_slots(keywords)
+
+
+def _checked_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
+    """Refuse bad metadata as the caller's mistake, before any pixels are coded."""
+    checked = dict(metadata or {})
+    for key, value in checked.items():
+        try:
+            check_meta_entry(key, value)
+        except MalformedError as exc:
+            raise UsageError(str(exc)) from None
+    return checked
 
 
 def _read_bytes(data: PsicInput) -> bytes:

@@ -1,0 +1,1 @@
+"""Evaluation: rate-distortion, privacy (retrieval, attack success) and speed."""

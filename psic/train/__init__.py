@@ -1,0 +1,1 @@
+"""Training: surrogate target models and the two-stage PSIC training."""

@@ -1,0 +1,134 @@
+"""Training objectives: rate, distortion, and the attack on the target VLP (naive and UAEO).
+
+Conventions: image and text features are L2-normalized rows; row i of the image
+features and row i of the text features form a matched pair (a protected image and its
+own caption). All masks are boolean, every term over a subset is guarded against an
+empty subset, and nothing here can divide by a quantity that may change sign.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+CLIP_INIT_TEMPERATURE = 0.07  # the InfoNCE temperature s of Eq. 9 (CLIP's initial value)
+EVIDENCE_TAU = 0.1  # the outer evidence temperature of the reference code
+
+
+def bits_per_pixel(likelihoods: dict[str, Tensor], num_pixels: int) -> Tensor:
+    """Rate from the entropy models' likelihoods, over the whole batch."""
+    return sum(torch.log2(v).sum() for v in likelihoods.values()) / (-num_pixels)
+
+
+def psnr(mse: Tensor) -> float:
+    return float("inf") if mse.item() <= 0 else 10 * math.log10(1.0 / mse.item())
+
+
+@dataclass(frozen=True)
+class EvidenceSplit:
+    """The in-batch split of Eq. 5-8: which pairs the VLP already mismatches, and the target caption of each."""
+
+    clean: Tensor  # [K] bool: the VLP retrieves the right caption (highest belief on the diagonal)
+    noisy: Tensor  # [K] bool: the complement
+    target: Tensor  # [K] long: the caption of least evidence (highest uncertainty), never the own one
+
+
+def bidirectional_belief(image: Tensor, text: Tensor, s: float = CLIP_INIT_TEMPERATURE, tau: float = EVIDENCE_TAU) -> Tensor:
+    """u_ij of Eq. 7 from the evidence of Eq. 5 in both directions (Eq. 6), with Eq. 7's +1."""
+    similarity = image @ text.T  # cos(x_i, t_j)
+    evidence_i2t = torch.exp(torch.tanh(similarity / s) / tau)
+    evidence_t2i = torch.exp(torch.tanh(similarity.T / s) / tau)  # caption j looking for image i
+    evidence = evidence_i2t + evidence_t2i.T
+    return evidence / (evidence + 1).sum(dim=1, keepdim=True)
+
+
+@torch.no_grad()
+def evidence_split(clean_image: Tensor, text: Tensor) -> EvidenceSplit:
+    """Split by the VLP's view of the *original* images, as the paper does."""
+    belief = bidirectional_belief(clean_image, text)
+    own = torch.arange(len(belief), device=belief.device)
+    clean = belief.argmax(dim=1) == own
+    masked = belief.clone()
+    masked[own, own] = float("inf")  # the target must be another caption
+    return EvidenceSplit(clean=clean, noisy=~clean, target=masked.argmin(dim=1))
+
+
+def naive_cosine(protected: Tensor, text: Tensor, mask: Tensor) -> Tensor:
+    """Mean cos(protected_i, own caption_i) over ``mask``: the paper's baseline attack (minimized)."""
+    if not bool(mask.any()):
+        return protected.sum() * 0.0
+    return (protected[mask] * text[mask]).sum(dim=1).mean()
+
+
+def targeted_infonce(protected: Tensor, text: Tensor, split: EvidenceSplit, mask: Tensor) -> Tensor:
+    """Eq. 9 in both directions for the rows in ``mask``: pull protected image n toward caption t_n.
+
+    Keys are the same subset's captions (i2t) and protected images (t2i), so labels and
+    keys are aligned: the reference code's i2t keys were the whole mixed batch's texts.
+    """
+    if not bool(mask.any()):
+        return protected.sum() * 0.0
+    rows = mask.nonzero(as_tuple=True)[0]
+    targets = split.target[rows]
+    scale = 1.0 / CLIP_INIT_TEMPERATURE
+    i2t = F.cross_entropy(scale * protected[rows] @ text.T, targets)
+    t2i = F.cross_entropy(scale * text[targets] @ protected.T, rows)
+    return (i2t + t2i) / 2
+
+
+@dataclass(frozen=True)
+class AttackTerms:
+    cosine: Tensor  # naive term in [-1, 1]
+    infonce: Tensor  # UAEO term >= 0
+    split: EvidenceSplit
+
+
+def attack_terms(protected: Tensor, clean_image: Tensor, text: Tensor, objective: str = "uaeo") -> AttackTerms:
+    """``uaeo``: cosine on the clean pairs, targeted InfoNCE on the noisy ones (the paper's
+    code). ``naive``: cosine on every pair (the paper's ablation baseline)."""
+    split = evidence_split(clean_image, text)
+    if objective == "naive":
+        everyone = torch.ones_like(split.clean)
+        return AttackTerms(naive_cosine(protected, text, everyone), protected.sum() * 0.0, split)
+    if objective != "uaeo":
+        raise ValueError(f"unknown attack objective {objective!r}")
+    return AttackTerms(
+        naive_cosine(protected, text, split.clean), targeted_infonce(protected, text, split, split.noisy), split
+    )
+
+
+def combine_fixed(terms: AttackTerms, cosine_weight: float = 10.0) -> Tensor:
+    """Stage 1 of the reference: a fixed weighting of the two terms."""
+    return cosine_weight * terms.cosine + terms.infonce
+
+
+def combine_adaptive(terms: AttackTerms, eps: float = 1e-6) -> Tensor:
+    """Stage 2: give more weight to the smaller objective, stably.
+
+    The reference's harmonic-mean weights use the raw cosine, which changes sign, so the
+    weights can go negative or explode. Here the cosine is shifted to 1 + cos in [0, 2]
+    (same gradient), both objectives are non-negative, and the weights are detached:
+    w_c = n / (c + n), w_n = c / (c + n), each in [0, 1] and summing to 1.
+    """
+    c = 1.0 + terms.cosine
+    n = terms.infonce
+    with torch.no_grad():
+        total = c + n + eps
+        w_c = (n + eps / 2) / total
+        w_n = (c + eps / 2) / total
+    return w_c * c + w_n * n
+
+
+@torch.no_grad()
+def in_batch_attack_success(protected: Tensor, clean_image: Tensor, text: Tensor) -> float:
+    """Share (%) of pairs retrieved right (i2t, R@1) from the original image but wrong from the protected one."""
+    own = torch.arange(len(text), device=text.device)
+    right_before = (clean_image @ text.T).argmax(dim=1) == own
+    right_after = (protected @ text.T).argmax(dim=1) == own
+    if not bool(right_before.any()):
+        return float("nan")
+    return 100.0 * (right_before & ~right_after).sum().item() / right_before.sum().item()

@@ -1,0 +1,245 @@
+"""The two-stage PSIC training loop.
+
+Stage 1 trains every parameter on rate, distortion of both modes and the attack on the
+target VLP. Stage 2 freezes the encoder and the entropy models (so the rate is fixed and
+old bitstreams stay valid) and trains the decoder, including the CLTG's shared MLP, which
+the paper's text leaves trainable (the reference code froze it by a name-filter accident),
+with a larger attack weight and the adaptive balance.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from psic.codec.network import DOWNSAMPLING, Architecture, ConditionalHyperprior
+from psic.train import losses
+from psic.train.batches import Batch, ImagePool, concat
+from psic.train.checkpoint import load_checkpoint, save_checkpoint
+from psic.train.data import image_folder, read_captioned, split
+
+STAGE2_TRAINABLE = ("g_s.",)  # the conditional decoder and its CLTG (MLP + projections)
+
+
+class TrainingDivergedError(RuntimeError):
+    """A loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass
+class TrainSettings:
+    stage: int = 1
+    lmbda: float = 0.0067
+    lambda_clip: float = 0.05
+    objective: str = "uaeo"  # or "naive"
+    schedule: str = "mixed"  # "mixed": per-sample beta; "alternate": whole iterations by mode
+    cosine_weight: float = 10.0
+    steps: int = 10000
+    batch_size: int = 8
+    folder_batch: int = 4
+    crop: int = 128
+    lr: float = 1e-4
+    aux_lr: float = 1e-3
+    lr_milestones: list[int] = field(default_factory=list)
+    grad_clip: float = 1.0
+    seed: int = 0
+    N: int = 128
+    M: int = 192
+    cond_hidden: int = 128
+    target: str = "psic-surrogate"
+    target_weights: str | None = None
+    captioned: str | None = None
+    folder: str | None = None
+    val_count: int = 1000
+    init: str | None = None  # checkpoint whose model weights a new run starts from (stage 2: the stage-1 result)
+    log_every: int = 10
+    save_every: int = 200
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.stage not in (1, 2):
+            raise ValueError("stage must be 1 or 2")
+        if self.schedule not in ("mixed", "alternate"):
+            raise ValueError("schedule must be 'mixed' or 'alternate'")
+        if self.objective not in ("uaeo", "naive"):
+            raise ValueError("objective must be 'uaeo' or 'naive'")
+        if self.crop % DOWNSAMPLING:
+            raise ValueError(f"crop must be a multiple of {DOWNSAMPLING}")
+        if not isinstance(self.seed, int):
+            raise ValueError("seed must be an int")
+        if self.captioned is None and self.folder is None:
+            raise ValueError("give a captioned image set, an image folder, or both")
+
+
+class Trainer:
+    def __init__(self, settings: TrainSettings, run_dir: str | Path, *, vlp=None) -> None:
+        self.settings = settings
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.device = torch.device(settings.device)
+        self.rng = np.random.default_rng(settings.seed)
+        torch.manual_seed(settings.seed)
+        self.model = ConditionalHyperprior(Architecture(settings.N, settings.M, settings.cond_hidden)).to(self.device)
+        self.vlp = vlp
+        self.captioned_pool, self.folder_pool, self.text_features = self._data()
+        self.optimizer, self.aux_optimizer = self._optimizers()
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, settings.lr_milestones, gamma=0.1)
+        self.step = 0
+        if settings.init and not (self.run_dir / "last.pt").exists():
+            state = torch.load(settings.init, map_location="cpu", weights_only=False)
+            self.model.load_state_dict(state["model"])
+        self._freeze_for_stage()
+        if (self.run_dir / "last.pt").exists():
+            self.step = load_checkpoint(self.run_dir / "last.pt", self)
+
+    # --- setup -------------------------------------------------------------------------
+
+    def _data(self):
+        s = self.settings
+        captioned_pool, text_features = None, None
+        if s.captioned:
+            train_set, _ = split(read_captioned(s.captioned), s.val_count)
+            captioned_pool = ImagePool.from_captioned(train_set)
+            if s.lambda_clip > 0:
+                if self.vlp is None:
+                    from psic.vlp import load_vlp
+
+                    self.vlp = load_vlp(s.target, device=self.device, weights=s.target_weights)
+                captions = [c for caps in train_set.captions for c in caps]
+                text_features = torch.cat([self.vlp.encode_text(captions[i : i + 512]) for i in range(0, len(captions), 512)])
+        folder_pool = ImagePool.from_folder(image_folder(s.folder)) if s.folder else None
+        return captioned_pool, folder_pool, text_features
+
+    def _optimizers(self):
+        main = [p for n, p in self.model.named_parameters() if not n.endswith("quantiles")]
+        aux = [p for n, p in self.model.named_parameters() if n.endswith("quantiles")]
+        return torch.optim.Adam(main, lr=self.settings.lr), torch.optim.Adam(aux, lr=self.settings.aux_lr)
+
+    def _freeze_for_stage(self) -> None:
+        if self.settings.stage == 1:
+            return
+        for name, parameter in self.model.named_parameters():
+            parameter.requires_grad_(name.startswith(STAGE2_TRAINABLE))
+
+    # --- one step ------------------------------------------------------------------------
+
+    def _batch(self) -> Batch:
+        s = self.settings
+        parts = []
+        if self.captioned_pool is not None:
+            parts.append(self.captioned_pool.sample(s.batch_size, s.crop, self.rng))
+        if self.folder_pool is not None:
+            parts.append(self.folder_pool.sample(s.folder_batch, s.crop, self.rng))
+        batch = parts[0] if len(parts) == 1 else concat(*parts)
+        return Batch(batch.images.to(self.device), batch.caption_index.to(self.device))
+
+    def _betas(self, count: int) -> torch.Tensor:
+        if self.settings.schedule == "alternate":
+            return torch.full((count,), float(self.step % 2 == 1))  # even steps full, odd protected
+        return torch.from_numpy(self.rng.integers(0, 2, size=count).astype(np.float32))
+
+    def losses(self, batch: Batch, beta: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """The training objective on one batch (with the training-mode quantization noise)."""
+        s = self.settings
+        self.model.train()
+        out = self.model(batch.images, beta)
+        x_hat = out["x_hat"].clamp(0, 1)
+        num_pixels = batch.images.shape[0] * batch.images.shape[2] * batch.images.shape[3]
+        bpp = losses.bits_per_pixel(out["likelihoods"], num_pixels)
+        full, protected = beta == 0, beta == 1
+        mse = {
+            mode: F.mse_loss(x_hat[mask], batch.images[mask])
+            for mode, mask in (("full", full), ("protected", protected))
+            if mask.any()
+        }
+        loss = bpp + s.lmbda * 255**2 * sum(mse.values()) / len(mse)
+        record = {"bpp": bpp.item(), **{f"psnr_{m}": losses.psnr(v.detach()) for m, v in mse.items()}}
+        attack_mask = protected & (batch.caption_index >= 0)
+        if s.lambda_clip > 0 and int(attack_mask.sum()) >= 2:
+            attack, stats = self._attack(x_hat[attack_mask], batch.images[attack_mask], batch.caption_index[attack_mask])
+            loss = loss + s.lambda_clip * attack
+            record.update(stats)
+        return loss, record
+
+    def optimize(self, batch: Batch, beta: torch.Tensor) -> dict:
+        """One optimizer step (and, in stage 1, one step of the entropy bottleneck's quantiles)."""
+        s = self.settings
+        loss, record = self.losses(batch, beta)
+        if not torch.isfinite(loss):
+            raise TrainingDivergedError(f"loss is {loss.item()} at step {self.step}; the last good checkpoint is kept")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], s.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        if s.stage == 1:
+            aux = self.model.aux_loss()
+            self.aux_optimizer.zero_grad(set_to_none=True)
+            aux.backward()
+            self.aux_optimizer.step()
+            record["aux"] = aux.item()
+        self.step += 1
+        record.update(step=self.step, loss=loss.item(), lr=self.optimizer.param_groups[0]["lr"])
+        return record
+
+    def train_step(self) -> dict:
+        batch = self._batch()
+        return self.optimize(batch, self._betas(len(batch.images)).to(self.device))
+
+    def _attack(self, protected_images, original_images, caption_index):
+        text = self.text_features[caption_index]
+        protected = self.vlp.encode_image(protected_images)
+        with torch.no_grad():
+            clean = self.vlp.encode_image(original_images)
+        terms = losses.attack_terms(protected, clean, text, self.settings.objective)
+        combined = losses.combine_fixed(terms, self.settings.cosine_weight) if self.settings.stage == 1 else losses.combine_adaptive(terms)
+        stats = {
+            "attack": combined.item(),
+            "cosine": terms.cosine.item(),
+            "infonce": terms.infonce.item(),
+            "clean_pairs": int(terms.split.clean.sum()),
+            "asr_in_batch": losses.in_batch_attack_success(protected.detach(), clean, text),
+        }
+        return combined, stats
+
+    # --- the loop ----------------------------------------------------------------------
+
+    def fit(self, log=None) -> None:
+        s = self.settings
+        log_path = self.run_dir / "log.jsonl"
+        (self.run_dir / "settings.json").write_text(json.dumps(asdict(s), indent=2) + "\n")
+        progress = _progress(s.steps, self.step)
+        start = time.time()
+        with open(log_path, "a", encoding="utf-8") as log_file:
+            while self.step < s.steps:
+                record = self.train_step()
+                record["seconds"] = round(time.time() - start, 1)
+                if progress is not None:
+                    progress.update(1)
+                    progress.set_postfix(loss=f"{record['loss']:.3f}", bpp=f"{record['bpp']:.3f}",
+                                         psnr=f"{record.get('psnr_full', record.get('psnr_protected', 0)):.2f}",
+                                         asr=record.get("asr_in_batch", "-"))
+                if self.step % s.log_every == 0:
+                    log_file.write(json.dumps(record) + "\n")
+                    log_file.flush()
+                    if log is not None:
+                        log(record)
+                if self.step % s.save_every == 0 or self.step == s.steps:
+                    save_checkpoint(self.run_dir / "last.pt", self)
+        if progress is not None:
+            progress.close()
+
+
+def _progress(total: int, done: int):
+    if not sys.stderr.isatty() or os.environ.get("PSIC_NO_PROGRESS"):
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=done, file=sys.stderr, dynamic_ncols=True)

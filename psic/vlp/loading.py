@@ -1,0 +1,65 @@
+"""Resolve a target-model spec to a :class:`VisionLanguageModel`.
+
+Specs: the name of a shipped surrogate (``psic-surrogate``), or ``NAME:PRETRAINED`` where
+NAME is an open_clip architecture and PRETRAINED an open_clip tag (``ViT-B-32:openai``,
+the paper's target, for users with internet) or a local checkpoint file.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from psic.errors import ModelNotAvailableError, WeightsMismatchError
+from psic.vlp.model import VisionLanguageModel
+from psic.vlp.surrogate import SURROGATES
+
+
+def load_vlp(spec: str, *, device: str | torch.device = "cpu", weights: str | os.PathLike | None = None) -> VisionLanguageModel:
+    """Load a frozen fp32 target model; ``weights`` overrides a shipped surrogate's file."""
+    if spec in SURROGATES:
+        return _load_surrogate(spec, weights).to(device)
+    name, sep, pretrained = spec.partition(":")
+    if not sep or not name or not pretrained:
+        raise ModelNotAvailableError(
+            f"invalid target model {spec!r}: use a shipped surrogate ({', '.join(SURROGATES)}) or NAME:PRETRAINED"
+        )
+    return _load_open_clip(name, pretrained).to(device)
+
+
+def _load_surrogate(name: str, weights: str | os.PathLike | None) -> VisionLanguageModel:
+    from safetensors.torch import load_file
+
+    from psic.codec.weights import file_sha256
+    from psic.vlp import surrogate
+
+    if weights is None:
+        path, expected = surrogate.shipped_weights(name)
+        if file_sha256(path) != expected:
+            raise WeightsMismatchError(f"{path.name} does not match its registered sha256")
+    else:
+        path = weights
+    model = surrogate.build_surrogate(name)
+    state = {k: v.float() for k, v in load_file(str(path)).items()}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or any(not k.startswith(surrogate.LOCKED_PREFIX) for k in missing):
+        raise ModelNotAvailableError(f"{path} does not hold {name} weights")
+    mean, std = surrogate.NORMALIZATION
+    config = surrogate.surrogate_config(name)
+    return VisionLanguageModel(model, surrogate.tokenizer(), config.image_size, mean, std, name)
+
+
+def _load_open_clip(name: str, pretrained: str) -> VisionLanguageModel:
+    import open_clip
+
+    try:
+        model = open_clip.create_model(name, pretrained=pretrained, device="cpu")
+    except (RuntimeError, FileNotFoundError, ValueError, OSError) as exc:
+        raise ModelNotAvailableError(f"cannot load {name}:{pretrained}: {exc}") from None
+    image_size = model.visual.image_size
+    size = image_size[0] if isinstance(image_size, (tuple, list)) else image_size
+    cfg = getattr(model.visual, "preprocess_cfg", {}) or {}
+    mean = cfg.get("mean", open_clip.OPENAI_DATASET_MEAN)
+    std = cfg.get("std", open_clip.OPENAI_DATASET_STD)
+    return VisionLanguageModel(model, open_clip.get_tokenizer(name), size, mean, std, f"{name}:{pretrained}")

@@ -1,0 +1,192 @@
+"""Training: the attack losses on hand-made features, the loop, checkpoints, guards."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from psic.train import losses
+from psic.train.data import read_captioned, split
+from psic.train.trainer import Trainer, TrainingDivergedError, TrainSettings
+
+
+def unit(rows) -> torch.Tensor:
+    return F.normalize(torch.tensor(rows, dtype=torch.float32), dim=-1)
+
+
+# Images 0 and 1 match their own captions best; image 2 matches caption 0 best (a "noisy" pair).
+IMAGES = unit([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.9, 0.1, 0.3]])
+TEXTS = unit([[1.0, 0.05, 0.0], [0.0, 1.0, 0.1], [0.0, 0.2, 1.0]])
+
+
+def test_belief_rows_are_proper_fractions():
+    belief = losses.bidirectional_belief(IMAGES, TEXTS)
+    assert torch.all(belief > 0)
+    assert torch.all(belief.sum(dim=1) < 1)  # Eq. 7's +1 keeps mass for "uncertain"
+
+
+def test_split_marks_matched_pairs_clean_and_targets_least_evidence():
+    split_ = losses.evidence_split(IMAGES, TEXTS)
+    assert split_.clean.tolist() == [True, True, False]
+    assert split_.noisy.tolist() == [False, False, True]
+    similarity = IMAGES @ TEXTS.T
+    for i in range(3):
+        others = [j for j in range(3) if j != i]
+        expected = min(others, key=lambda j: similarity[i, j].item())
+        assert split_.target[i].item() == expected
+        assert split_.target[i].item() != i
+
+
+def test_empty_subsets_give_zero_not_nan():
+    protected = IMAGES.clone().requires_grad_(True)
+    nobody = torch.zeros(3, dtype=torch.bool)
+    cosine = losses.naive_cosine(protected, TEXTS, nobody)
+    infonce = losses.targeted_infonce(protected, TEXTS, losses.evidence_split(IMAGES, TEXTS), nobody)
+    (cosine + infonce).backward()
+    assert cosine.item() == 0 and infonce.item() == 0
+    assert torch.isfinite(protected.grad).all()
+
+
+def test_single_row_subset_keeps_batch_dimension():
+    protected = IMAGES.clone().requires_grad_(True)
+    one = torch.tensor([False, False, True])
+    value = losses.targeted_infonce(protected, TEXTS, losses.evidence_split(IMAGES, TEXTS), one)
+    assert value.dim() == 0 and math.isfinite(value.item())
+
+
+def test_infonce_gradient_pulls_protected_image_toward_its_target_caption():
+    split_ = losses.evidence_split(IMAGES, TEXTS)
+    protected = IMAGES.clone().requires_grad_(True)
+    losses.targeted_infonce(protected, TEXTS, split_, split_.noisy).backward()
+    target = split_.target[2]
+    moved = F.normalize(IMAGES[2] - 0.5 * protected.grad[2], dim=0)
+    assert moved @ TEXTS[target] > IMAGES[2] @ TEXTS[target]
+
+
+def test_naive_objective_uses_every_pair():
+    terms = losses.attack_terms(IMAGES, IMAGES, TEXTS, objective="naive")
+    assert terms.cosine.item() == pytest.approx((IMAGES * TEXTS).sum(dim=1).mean().item())
+    assert terms.infonce.item() == 0
+
+
+@pytest.mark.parametrize("cosine", [-0.99, -0.3, 0.0, 0.4])
+def test_adaptive_balance_stays_positive_and_bounded(cosine):
+    terms = losses.AttackTerms(torch.tensor(cosine), torch.tensor(2.0), losses.evidence_split(IMAGES, TEXTS))
+    value = losses.combine_adaptive(terms).item()
+    c, n = 1 + cosine, 2.0
+    assert 0 <= value <= max(c, n)
+    assert value == pytest.approx(2 * c * n / (c + n), rel=1e-4)
+
+
+def test_in_batch_attack_success_counts_only_pairs_right_before():
+    wrong_after = unit([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    assert losses.in_batch_attack_success(wrong_after, IMAGES, TEXTS) == pytest.approx(50.0)
+
+
+def test_captions_keep_commas_and_split_is_disjoint_and_stable(captioned_dir):
+    data = read_captioned(captioned_dir)
+    assert "a photo number 0, with a comma" in data.captions[0]
+    train, val = split(data, val_count=3)
+    assert len(val.names) == 3 and not set(train.names) & set(val.names)
+    assert split(data, val_count=3)[1].names == val.names
+
+
+def settings(captioned_dir, **overrides) -> TrainSettings:
+    base = dict(
+        captioned=str(captioned_dir), val_count=2, N=8, M=12, cond_hidden=16, batch_size=4, crop=64,
+        steps=3, lr=1e-3, lambda_clip=0.5, log_every=1, save_every=1, seed=3,
+    )
+    base.update(overrides)
+    return TrainSettings(**base)
+
+
+def fixed_batch(trainer):
+    batch = trainer._batch()
+    beta = torch.tensor([0.0, 1.0, 1.0, 1.0])
+    return batch, beta
+
+
+def loss_with_seed(trainer, batch, beta, seed=11) -> float:
+    torch.manual_seed(seed)  # the same quantization noise for both evaluations
+    with torch.no_grad():
+        return trainer.losses(batch, beta)[0].item()
+
+
+def test_one_step_lowers_the_loss_on_a_fixed_batch(captioned_dir, tiny_vlp, tmp_path):
+    trainer = Trainer(settings(captioned_dir), tmp_path, vlp=tiny_vlp)
+    batch, beta = fixed_batch(trainer)
+    before = loss_with_seed(trainer, batch, beta)
+    torch.manual_seed(11)
+    record = trainer.optimize(batch, beta)
+    assert "asr_in_batch" in record and "psnr_protected" in record
+    assert loss_with_seed(trainer, batch, beta) < before
+
+
+def test_resume_reproduces_the_next_step(captioned_dir, tiny_vlp, tmp_path):
+    uninterrupted = Trainer(settings(captioned_dir, steps=2), tmp_path / "a", vlp=tiny_vlp)
+    uninterrupted.fit()
+    expected = uninterrupted.train_step()  # step 3, straight on
+
+    interrupted = Trainer(settings(captioned_dir, steps=2), tmp_path / "b", vlp=tiny_vlp)
+    interrupted.fit()
+    resumed = Trainer(settings(captioned_dir, steps=3), tmp_path / "b", vlp=tiny_vlp)
+    assert resumed.step == 2
+    record = resumed.train_step()  # step 3 after a restart: same batch, noise and optimizer state
+    assert record["loss"] == pytest.approx(expected["loss"], rel=1e-6)
+    for a, b in zip(resumed.model.parameters(), uninterrupted.model.parameters()):
+        assert torch.allclose(a, b, rtol=0, atol=1e-6), (a - b).abs().max()
+
+
+def test_nan_stops_the_run_and_keeps_the_last_checkpoint(captioned_dir, tiny_vlp, tmp_path, monkeypatch):
+    trainer = Trainer(settings(captioned_dir, steps=1), tmp_path, vlp=tiny_vlp)
+    trainer.fit()
+    saved = (tmp_path / "last.pt").read_bytes()
+    trainer = Trainer(settings(captioned_dir, steps=3), tmp_path, vlp=tiny_vlp)
+    monkeypatch.setattr(losses, "bits_per_pixel", lambda *a: torch.tensor(float("nan")))
+    with pytest.raises(TrainingDivergedError):
+        trainer.fit()
+    assert (tmp_path / "last.pt").read_bytes() == saved
+
+
+def test_stage_two_trains_only_the_decoder(captioned_dir, tiny_vlp, tmp_path):
+    stage1 = Trainer(settings(captioned_dir, steps=1), tmp_path / "s1", vlp=tiny_vlp)
+    stage1.fit()
+    stage2 = Trainer(
+        settings(captioned_dir, stage=2, steps=1, init=str(tmp_path / "s1" / "last.pt")), tmp_path / "s2", vlp=tiny_vlp
+    )
+    encoder_before = [p.clone() for p in stage2.model.g_a.parameters()]
+    decoder_before = [p.clone() for p in stage2.model.g_s.parameters()]
+    stage2.fit()
+    assert all(torch.equal(a, b) for a, b in zip(encoder_before, stage2.model.g_a.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(decoder_before, stage2.model.g_s.parameters()))
+
+
+def test_alternate_schedule_switches_mode_every_iteration(captioned_dir, tiny_vlp, tmp_path):
+    trainer = Trainer(settings(captioned_dir, schedule="alternate"), tmp_path, vlp=tiny_vlp)
+    assert trainer._betas(3).tolist() == [0.0, 0.0, 0.0]
+    trainer.step = 1
+    assert trainer._betas(3).tolist() == [1.0, 1.0, 1.0]
+
+
+@pytest.mark.parametrize("bad", [dict(seed=1.5), dict(schedule="random"), dict(stage=3), dict(objective="x"), dict(crop=100)])
+def test_invalid_settings_are_refused(captioned_dir, bad):
+    with pytest.raises(ValueError):
+        settings(captioned_dir, **bad)
+
+
+def test_retrieval_metrics_and_attack_success_rate():
+    from psic.eval.retrieval import attack_success_rate, recall_at, retrieval_hits
+
+    owner = torch.tensor([0, 0, 1, 1, 2, 2])
+    texts = unit([[1, 0, 0], [1, 0.1, 0], [0, 1, 0], [0, 1, 0.1], [0, 0, 1], [0.1, 0, 1]])
+    metrics = recall_at(IMAGES, texts, owner, ks=(1,))
+    assert metrics["i2t_R@1"] == pytest.approx(200 / 3)  # image 2 prefers image 0's captions
+    i2t_hits, t2i_hits = retrieval_hits(IMAGES, texts, owner)
+    swapped = unit([[0, 1, 0], [1, 0, 0], [0, 0, 1]])
+    attacked_i2t, _ = retrieval_hits(swapped, texts, owner)
+    assert attack_success_rate(i2t_hits, attacked_i2t) == pytest.approx(100.0)
+    assert np.isnan(attack_success_rate(torch.zeros(3, dtype=torch.bool), attacked_i2t))
