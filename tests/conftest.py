@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "data"))  # make_golden's helpers for test_golden
 
 TINY_NAME = "tiny-test"
 

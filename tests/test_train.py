@@ -190,3 +190,41 @@ def test_retrieval_metrics_and_attack_success_rate():
     attacked_i2t, _ = retrieval_hits(swapped, texts, owner)
     assert attack_success_rate(i2t_hits, attacked_i2t) == pytest.approx(100.0)
     assert np.isnan(attack_success_rate(torch.zeros(3, dtype=torch.bool), attacked_i2t))
+
+
+def test_cli_trains_then_exports_a_loadable_model(captioned_dir, tmp_path):
+    from click.testing import CliRunner
+
+    import psic
+    from psic.cli.main import cli
+
+    config = tmp_path / "settings.json"
+    config.write_text(
+        '{"N": 8, "M": 12, "cond_hidden": 16, "crop": 64, "batch_size": 4, "val_count": 2, "lambda_clip": 0}'
+    )
+    run_dir = tmp_path / "run"
+    args = ["train", "run", "--run-dir", str(run_dir), "--config", str(config), "--steps", "2",
+            "--captioned", str(captioned_dir), "--seed", "1"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    weights = tmp_path / "model.safetensors"
+    result = CliRunner().invoke(cli, ["train", "export", str(run_dir / "last.pt"), "-o", str(weights),
+                                      "--name", "cli-test", "--quality", "2"])
+    assert result.exit_code == 0, result.output
+    from psic.codec.weights import file_sha256
+
+    assert result.output.strip() == file_sha256(weights)
+    image = np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    assert psic.decode(psic.encode(image, model=str(weights)), model=str(weights)).size == (50, 40)
+
+
+def test_cli_refuses_unknown_settings(tmp_path):
+    from click.testing import CliRunner
+
+    from psic.cli.main import cli
+
+    config = tmp_path / "settings.json"
+    config.write_text('{"lamda": 0.1}')
+    result = CliRunner().invoke(cli, ["train", "run", "--run-dir", str(tmp_path / "r"), "--config", str(config)])
+    assert result.exit_code == 2
+    assert "lamda" in result.output

@@ -25,6 +25,8 @@ import click
 from psic._version import __version__
 from psic.cli import exitcodes, output
 from psic.cli.commands import ALL_COMMANDS
+from psic.cli.eval_commands import eval_group
+from psic.cli.train_commands import train as train_group
 from psic.errors import PsicError, PsicIOError
 
 PROG_NAME = "psic"
@@ -109,6 +111,8 @@ def cli() -> None:
 
 for _command in ALL_COMMANDS:
     cli.add_command(_command)
+cli.add_command(eval_group)
+cli.add_command(train_group)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

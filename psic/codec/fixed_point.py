@@ -48,7 +48,7 @@ class _IntegerLayer(nn.Module):
         scale = torch.pow(2.0, shifts.double()).view(view)
         bias = layer.bias.detach().double().cpu() if layer.bias is not None else torch.zeros(shifts.numel())
         bias_scale = torch.pow(2.0, (shifts + ACTIVATION_FRACTION_BITS).double())
-        self.register_buffer("weight", torch.round(weight * scale).to(torch.int32))
+        self.register_buffer("weight", torch.round(weight * scale).to(torch.int16))  # |w| < 2**WEIGHT_BITS
         self.register_buffer("bias", torch.round(bias * bias_scale).to(torch.int64))
         self.register_buffer("shift", shifts)
         self.stride = layer.stride

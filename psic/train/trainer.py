@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from psic.codec.network import DOWNSAMPLING, Architecture, ConditionalHyperprior
-from psic.train import losses
+from psic.train import distributed, losses
 from psic.train.batches import Batch, ImagePool, concat
 from psic.train.checkpoint import load_checkpoint, save_checkpoint
 from psic.train.data import image_folder, read_captioned, split
@@ -79,13 +79,16 @@ class TrainSettings:
 
 
 class Trainer:
+    """Trains one model; under ``torchrun`` each process trains a DDP replica on its own batches."""
+
     def __init__(self, settings: TrainSettings, run_dir: str | Path, *, vlp=None) -> None:
         self.settings = settings
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.device = torch.device(settings.device)
-        self.rng = np.random.default_rng(settings.seed)
-        torch.manual_seed(settings.seed)
+        self.rank, self.world = distributed.setup(settings.device)
+        self.device = distributed.device_for(settings.device)
+        self.rng = np.random.default_rng([settings.seed, self.rank])
+        torch.manual_seed(settings.seed)  # identical initial weights on every rank
         self.model = ConditionalHyperprior(Architecture(settings.N, settings.M, settings.cond_hidden)).to(self.device)
         self.vlp = vlp
         self.captioned_pool, self.folder_pool, self.text_features = self._data()
@@ -98,6 +101,7 @@ class Trainer:
         self._freeze_for_stage()
         if (self.run_dir / "last.pt").exists():
             self.step = load_checkpoint(self.run_dir / "last.pt", self)
+        self.network = distributed.wrap(self.model, self.device)
 
     # --- setup -------------------------------------------------------------------------
 
@@ -149,7 +153,7 @@ class Trainer:
         """The training objective on one batch (with the training-mode quantization noise)."""
         s = self.settings
         self.model.train()
-        out = self.model(batch.images, beta)
+        out = self.network(batch.images, beta)
         x_hat = out["x_hat"].clamp(0, 1)
         num_pixels = batch.images.shape[0] * batch.images.shape[2] * batch.images.shape[3]
         bpp = losses.bits_per_pixel(out["likelihoods"], num_pixels)
@@ -183,6 +187,7 @@ class Trainer:
             aux = self.model.aux_loss()
             self.aux_optimizer.zero_grad(set_to_none=True)
             aux.backward()
+            distributed.average_gradients(self.model.entropy_bottleneck.quantiles)
             self.aux_optimizer.step()
             record["aux"] = aux.item()
         self.step += 1
@@ -213,11 +218,13 @@ class Trainer:
 
     def fit(self, log=None) -> None:
         s = self.settings
+        lead = self.rank == 0  # only the first process logs and saves
         log_path = self.run_dir / "log.jsonl"
-        (self.run_dir / "settings.json").write_text(json.dumps(asdict(s), indent=2) + "\n")
-        progress = _progress(s.steps, self.step)
+        if lead:
+            (self.run_dir / "settings.json").write_text(json.dumps(asdict(s), indent=2) + "\n")
+        progress = _progress(s.steps, self.step) if lead else None
         start = time.time()
-        with open(log_path, "a", encoding="utf-8") as log_file:
+        with open(log_path, "a", encoding="utf-8") if lead else open(os.devnull, "w") as log_file:
             while self.step < s.steps:
                 record = self.train_step()
                 record["seconds"] = round(time.time() - start, 1)
@@ -229,9 +236,9 @@ class Trainer:
                 if self.step % s.log_every == 0:
                     log_file.write(json.dumps(record) + "\n")
                     log_file.flush()
-                    if log is not None:
+                    if log is not None and lead:
                         log(record)
-                if self.step % s.save_every == 0 or self.step == s.steps:
+                if lead and (self.step % s.save_every == 0 or self.step == s.steps):
                     save_checkpoint(self.run_dir / "last.pt", self)
         if progress is not None:
             progress.close()

@@ -1,0 +1,185 @@
+"""The ``psic eval`` commands: rate-distortion against baseline codecs, and privacy (retrieval, ASR).
+
+Evaluation modules (and so torch) are imported inside the commands, keeping ``psic --help`` cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+
+import click
+
+from psic.cli import output
+from psic.errors import PsicIOError, UsageError
+
+_MODEL_HELP = "Registered model name or path to a .safetensors weights file. Default: the default model."
+_DEVICE_HELP = "Compute device: cpu, cuda or cuda:N. Default: cuda when available, else cpu."
+_JSON_HELP = "Also write the full results (per image, per target) as JSON to OUT ('-' for stdout)."
+_FORCE_HELP = "Overwrite OUT if it exists."
+
+
+@click.group(name="eval", short_help="Evaluate a model: rate-distortion and privacy.")
+def eval_group() -> None:
+    """Benchmarks of a PSIC model (long-running: minutes to hours on a CPU)."""
+
+
+@eval_group.command(short_help="Rate-distortion of PSIC against JPEG, WebP and AVIF.")
+@click.option("-m", "--model", metavar="NAME|PATH", help=_MODEL_HELP)
+@click.option(
+    "--images",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Folder of test images (e.g. CID22 val).",
+)
+@click.option("--device", metavar="cpu|cuda", help=_DEVICE_HELP)
+@click.option("--json", "json_name", metavar="OUT", help=_JSON_HELP)
+@click.option("-f", "--force", is_flag=True, help=_FORCE_HELP)
+def rd(model: str | None, images: str, device: str | None, json_name: str | None, force: bool) -> None:
+    """Encode every image in --images to a real .psic file and decode it both ways; code each image with
+    JPEG, WebP and AVIF at the largest quality whose file is no larger than PSIC's (per image), and print
+    the mean bpp and PSNR (8-bit RGB). Average fixed-quality curves of the baselines go into the JSON.
+    """
+    from psic.eval import rate_distortion as rdm
+    from psic.train.data import image_folder
+
+    if json_name is not None:
+        output.check_output(json_name, force=force)
+    paths = image_folder(images)
+    if not paths:
+        raise UsageError(f"no images (.png, .jpg, .jpeg, .webp, .bmp) in {output.display_name(images)}")
+    with output.status(f"evaluating {len(paths)} images"):
+        psic_rows = rdm.evaluate_psic(model, paths, device)
+        matched = rdm.match_psic(paths, psic_rows)
+        curves = {codec: rdm.codec_curve(paths, codec) for codec in rdm.BASELINES}
+    summary = rdm.summarize(psic_rows, matched, curves)
+    err = json_name is not None and output.is_stdio(json_name)
+    click.echo(
+        f"{summary['images']} images, model {model or '(default)'}; baselines matched per image to PSIC's bpp", err=err
+    )
+    rows = [
+        ("codec", "bpp", "PSNR dB", "note"),
+        ("PSIC full", f"{summary['bpp']:.4f}", f"{summary['psnr_full']:.2f}", ""),
+        ("PSIC protected", f"{summary['bpp']:.4f}", f"{summary['psnr_protected']:.2f}", ""),
+    ]
+    for codec, figures in summary["baselines"].items():
+        note = f"{figures['over_target']} images above PSIC's bpp even at quality 1" if figures["over_target"] else ""
+        rows.append((codec, f"{figures['bpp']:.4f}", f"{figures['psnr']:.2f}", note))
+    _echo_table(rows, err)
+    click.echo(f"PSNR full vs protected: {summary['psnr_full_vs_protected']:.2f} dB", err=err)
+    if json_name is not None:
+        report = {"model": model, "folder": images, "summary": summary, "psic": psic_rows, "baselines": matched}
+        _write_json(json_name, {**report, "curves": curves}, force)
+
+
+@eval_group.command(short_help="Retrieval and attack success rate against target models.")
+@click.option("-m", "--model", metavar="NAME|PATH", help=_MODEL_HELP)
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Captioned set (captions.tsv and images/), e.g. Flickr8k.",
+)
+@click.option(
+    "-t",
+    "--target",
+    "targets",
+    required=True,
+    multiple=True,
+    metavar="SPEC",
+    help="Target model (repeatable): a shipped surrogate, NAME=WEIGHTS for a surrogate with other weights, "
+    "or an open_clip NAME:PRETRAINED.",
+)
+@click.option("--val-count", type=click.IntRange(min=1), default=1000, show_default=True, help="Size of the split.")
+@click.option("--limit", type=click.IntRange(min=1), help="Use only the first N validation images (quick runs).")
+@click.option("--jpeg-quality", type=click.IntRange(1, 100), default=75, show_default=True, help="JPEG re-save.")
+@click.option("--device", metavar="cpu|cuda", help=_DEVICE_HELP)
+@click.option("--json", "json_name", metavar="OUT", help=_JSON_HELP)
+@click.option("-f", "--force", is_flag=True, help=_FORCE_HELP)
+def privacy(
+    model: str | None,
+    data: str,
+    targets: tuple[str, ...],
+    val_count: int,
+    limit: int | None,
+    jpeg_quality: int,
+    device: str | None,
+    json_name: str | None,
+    force: bool,
+) -> None:
+    """Image-text retrieval (R@1/5/10, i2t and t2i) on the validation split of --data for the originals,
+    the full and protected decodes of real .psic files, and the protected decodes re-saved as JPEG; and the
+    attack success rate: among pairs the full decode gets right at R@1, the % the protected decode gets wrong.
+    """
+    from psic.eval.privacy import evaluate_retrieval, validation_set
+
+    if json_name is not None:
+        output.check_output(json_name, force=force)
+    err = json_name is not None and output.is_stdio(json_name)
+    try:
+        validation_set(data, val_count, limit)
+    except OSError as exc:
+        raise PsicIOError(f"cannot read the captioned set {output.display_name(data)}: {exc}") from None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    with output.status("evaluating"):
+        report = evaluate_retrieval(
+            model, [_target_spec(t) for t in targets], data, val_count, limit, jpeg_quality, device
+        )
+    click.echo(
+        f"{report['images']} images, {report['captions']} captions; {report['bpp']:.4f} bpp, "
+        f"PSNR full {report['psnr_full']:.2f} dB, protected {report['psnr_protected']:.2f} dB",
+        err=err,
+    )
+    for target in report["targets"]:
+        click.echo(f"\ntarget {target['target']}  (i2t / t2i, %)", err=err)
+        rows = [("gallery", "R@1", "R@5", "R@10")]
+        for gallery, recall in target["recall"].items():
+            rows.append((gallery, *(_pair(recall[f"i2t_R@{k}"], recall[f"t2i_R@{k}"]) for k in (1, 5, 10))))
+        rows += [
+            ("ASR full->protected", _pair(**target["asr"]), "", ""),
+            (f"ASR full->protected+JPEG{jpeg_quality}", _pair(**target["asr_jpeg"]), "", ""),
+            ("ASR original->protected", _pair(**target["asr_vs_original"]), "", ""),
+            ("full R@1 % of original", _pair(**target["full_r1_pct_of_original"]), "", ""),
+        ]
+        _echo_table(rows, err)
+    if json_name is not None:
+        _write_json(json_name, report, force)
+
+
+def _target_spec(text: str) -> str | tuple[str, str]:
+    """``NAME=WEIGHTS`` (no ':' in NAME, so open_clip specs with paths stay whole) -> (NAME, WEIGHTS)."""
+    name, sep, weights = text.partition("=")
+    if sep and ":" not in name:
+        if not name or not weights:
+            raise UsageError(f"invalid target {text!r}: use NAME=WEIGHTS")
+        return name, weights
+    return text
+
+
+def _pair(i2t: float, t2i: float) -> str:
+    return f"{i2t:5.1f} / {t2i:5.1f}"
+
+
+def _echo_table(rows: Sequence[tuple[str, ...]], err: bool) -> None:
+    """Aligned columns; on stderr when the JSON goes to stdout."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip(), err=err)
+
+
+def _write_json(name: str, report: dict, force: bool) -> None:
+    """Strict JSON: NaN and infinities (an empty ASR denominator, a lossless image) become null."""
+
+    def clean(value: object) -> object:
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {key: clean(item) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [clean(item) for item in value]
+        return value
+
+    text = json.dumps(clean(report), indent=2, allow_nan=False) + "\n"
+    output.write_output(name, text.encode("utf-8"), force=force)

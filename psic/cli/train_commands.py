@@ -1,0 +1,126 @@
+"""``psic train``: the two PSIC training stages, weight export, and the surrogate target.
+
+Heavy modules are imported inside the commands so that ``psic --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+
+import click
+
+from psic.errors import PsicIOError, UsageError
+
+
+@click.group(short_help="Train PSIC models and surrogate target models.")
+def train() -> None:
+    """Train PSIC (two stages, resumable), export weights, train a surrogate VLP."""
+
+
+@train.command("run", short_help="Train (or resume) one stage of a PSIC model.")
+@click.option("--run-dir", required=True, metavar="DIR", help="Checkpoints, settings and log.jsonl go here; an existing last.pt is resumed.")
+@click.option("--config", "config_file", metavar="JSON", help="Settings file (keys of TrainSettings); options below override it.")
+@click.option("--stage", type=click.IntRange(1, 2), help="1: all parameters; 2: decoder only (needs --init).")
+@click.option("--lambda", "lmbda", type=float, help="Rate-distortion trade-off (x 255^2 x MSE).")
+@click.option("--lambda-clip", type=float, help="Weight of the attack on the target VLP (0 = rate-distortion only).")
+@click.option("--objective", type=click.Choice(["uaeo", "naive"]), help="Attack objective.")
+@click.option("--schedule", type=click.Choice(["mixed", "alternate"]), help="Per-sample modes, or whole iterations alternating (the paper).")
+@click.option("--steps", type=click.IntRange(min=1), help="Total optimizer steps of this stage.")
+@click.option("--batch-size", type=click.IntRange(min=2), help="Captioned images per step.")
+@click.option("--folder-batch", type=click.IntRange(min=0), help="Caption-less images per step.")
+@click.option("--crop", type=click.IntRange(min=64), help="Training crop size (multiple of 64).")
+@click.option("--lr", type=float, help="Learning rate of the main optimizer.")
+@click.option("--lr-milestones", metavar="S1,S2", help="Steps at which the learning rate drops 10x.")
+@click.option("--seed", type=int, help="Random seed (an integer).")
+@click.option("--captioned", metavar="DIR", help="Image-caption set (captions.tsv + images/).")
+@click.option("--folder", metavar="DIR", help="Caption-less image folder for rate-distortion.")
+@click.option("--target", metavar="SPEC", help="Target VLP: psic-surrogate, or NAME:PRETRAINED (open_clip).")
+@click.option("--target-weights", metavar="PATH", help="Weights file for a surrogate target.")
+@click.option("--init", metavar="CKPT", help="Start from this checkpoint's model weights.")
+@click.option("--device", metavar="cpu|cuda", help="Training device.")
+def run(run_dir: str, config_file: str | None, **options) -> None:
+    """Train with the paper's two-stage scheme. Run under ``torchrun`` to use several GPUs."""
+    from psic.train.trainer import Trainer, TrainSettings
+
+    values = _read_config(config_file)
+    if options.get("lr_milestones"):
+        options["lr_milestones"] = [int(v) for v in options["lr_milestones"].split(",")]
+    values.update({k: v for k, v in options.items() if v is not None})
+    try:
+        settings = TrainSettings(**values)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"invalid training settings: {exc}") from None
+    Trainer(settings, run_dir).fit(log=_log_without_progress_bar)
+
+
+@train.command("export", short_help="Freeze a checkpoint into a shippable weights file.")
+@click.argument("checkpoint", metavar="CKPT")
+@click.option("-o", "--output", required=True, metavar="OUT", help="Weights file to write (.safetensors).")
+@click.option("--name", required=True, help="Model name recorded in the weights and in every .psic file.")
+@click.option("--quality", required=True, type=click.IntRange(min=0), help="Quality level of the model.")
+@click.option("--fp32", is_flag=True, help="Keep float weights in fp32 (default: fp16 where safe).")
+def export(checkpoint: str, output: str, name: str, quality: int, fp32: bool) -> None:
+    """Build the CDF tables and integer hyper-synthesis, then write safetensors; prints the sha256."""
+    import torch
+
+    from psic.codec.network import Architecture, ConditionalHyperprior
+    from psic.codec.weights import save_weights
+
+    try:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    except OSError as exc:
+        raise PsicIOError(f"cannot read {checkpoint}: {exc.strerror or exc}") from None
+    s = state["settings"]
+    model = ConditionalHyperprior(Architecture(s["N"], s["M"], s["cond_hidden"]))
+    model.load_state_dict(state["model"])
+    model.eval().freeze_entropy_models()
+    click.echo(save_weights(model, output, name=name, quality=quality, half=not fp32))
+
+
+@train.command("surrogate", short_help="Train a CLIP-style surrogate target model.")
+@click.option("--data", "data_root", required=True, metavar="DIR", help="Image-caption set (captions.tsv + images/).")
+@click.option("-o", "--output", required=True, metavar="OUT", help="Weights file to write (.safetensors; metrics go to OUT.json).")
+@click.option("--name", default="psic-surrogate", show_default=True, help="psic-surrogate (ResNet) or psic-surrogate-vit.")
+@click.option("--epochs", type=click.IntRange(min=1), default=12, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=2), default=128, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--feature-cache", metavar="PATH", help="Reuse the locked text tower's caption features across runs.")
+def surrogate(data_root: str, output: str, name: str, epochs: int, batch_size: int, lr: float, seed: int,
+              feature_cache: str | None) -> None:
+    """Image tower from scratch, pretrained MiniLM text tower (locked), symmetric InfoNCE."""
+    from pathlib import Path
+
+    from psic.train.surrogate import SurrogateSettings, train_surrogate
+
+    settings = SurrogateSettings(name=name, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+    cache = Path(feature_cache) if feature_cache else None
+    report = train_surrogate(data_root, output, settings, log=lambda m: click.echo(m, err=True), pooled_cache=cache)
+    click.echo(json.dumps(report["validation"]))
+
+
+def _read_config(path: str | None) -> dict:
+    if path is None:
+        return {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            values = json.load(f)
+    except OSError as exc:
+        raise PsicIOError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path} is not valid JSON: {exc}") from None
+    from psic.train.trainer import TrainSettings
+
+    known = {f.name for f in dataclasses.fields(TrainSettings)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise UsageError(f"{path}: unknown settings {', '.join(unknown)}")
+    return values
+
+
+def _log_without_progress_bar(record: dict) -> None:
+    """On a terminal the progress bar shows the figures; elsewhere (logs, CI) print them."""
+    if not sys.stderr.isatty():
+        click.echo(json.dumps(record), err=True)

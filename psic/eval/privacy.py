@@ -1,0 +1,176 @@
+"""Privacy: image-text retrieval on the Flickr8k validation split, and the attack success rate.
+
+Every validation photo is encoded once into a real ``.psic`` file (no keywords) and that
+file is decoded both ways. Four galleries are compared: the originals, the full decodes,
+the protected decodes, and the protected decodes re-saved as JPEG (in memory).
+
+ASR (%) follows the task definition: among the pairs the full decode gets right at R@1,
+the share the protected decode gets wrong; i2t counts images, t2i counts captions.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Union
+
+import numpy as np
+from PIL import Image
+
+from psic import imageio
+from psic.eval.rate_distortion import bits_per_pixel, psic_round_trip, psnr
+from psic.train.data import CaptionedImages, read_captioned, split
+
+if TYPE_CHECKING:
+    import torch
+
+    from psic.vlp import VisionLanguageModel
+
+GALLERIES = ("original", "full", "protected", "protected_jpeg")
+# (name, reference gallery, attacked gallery)
+ATTACKS = (
+    ("asr", "full", "protected"),
+    ("asr_jpeg", "full", "protected_jpeg"),
+    ("asr_vs_original", "original", "protected"),
+)
+TargetSpec = Union[str, tuple[str, str | os.PathLike], "VisionLanguageModel"]
+
+
+@dataclass(frozen=True)
+class Galleries:
+    """The decoded images of one image set (uint8 HxWx3), kept in memory for every target model."""
+
+    images: dict[str, list[np.ndarray]]
+    file_bytes: list[int]
+
+    def summary(self) -> dict[str, float]:
+        original = self.images["original"]
+        return {
+            "bpp": float(np.mean([bits_per_pixel(n, im) for n, im in zip(self.file_bytes, original)])),
+            "psnr_full": float(np.mean([psnr(o, f) for o, f in zip(original, self.images["full"])])),
+            "psnr_protected": float(np.mean([psnr(o, p) for o, p in zip(original, self.images["protected"])])),
+        }
+
+
+def validation_set(data_root: str | os.PathLike, val_count: int = 1000, limit: int | None = None) -> CaptionedImages:
+    """The fixed validation split (the one training holds out), optionally its first ``limit`` images."""
+    _, val = split(read_captioned(data_root), val_count)
+    if limit is not None:
+        val = CaptionedImages(val.root, val.names[:limit], val.captions[:limit])
+    if not val.names:
+        raise ValueError(f"no validation images in {data_root}")
+    return val
+
+
+def build_galleries(
+    model_spec: str | os.PathLike | None,
+    image_paths: Sequence[str | os.PathLike],
+    jpeg_quality: int = 75,
+    device: str | None = "cpu",
+) -> Galleries:
+    """Encode each image once and decode the file in both modes; JPEG-re-save the protected decode."""
+    images: dict[str, list[np.ndarray]] = {name: [] for name in GALLERIES}
+    file_bytes = []
+    for path in image_paths:
+        original, _ = imageio.load_image(path)
+        data, full, protected = psic_round_trip(original, model_spec, device)
+        buffer = io.BytesIO()
+        Image.fromarray(protected).save(buffer, format="JPEG", quality=jpeg_quality)
+        buffer.seek(0)
+        with Image.open(buffer) as jpeg:
+            resaved = np.asarray(jpeg.convert("RGB"))
+        for name, image in zip(GALLERIES, (original, full, protected, resaved)):
+            images[name].append(image)
+        file_bytes.append(len(data))
+    return Galleries(images, file_bytes)
+
+
+def evaluate_retrieval(
+    model_spec: str | os.PathLike | None,
+    vlp_specs: Sequence[TargetSpec],
+    data_root: str | os.PathLike,
+    val_count: int = 1000,
+    limit: int | None = None,
+    jpeg_quality: int = 75,
+    device: str | None = "cpu",
+    galleries: Galleries | None = None,
+    batch_size: int = 64,
+) -> dict:
+    """R@1/5/10 both ways for the four galleries, and ASRs, against each target model.
+
+    A target is a spec for :func:`psic.vlp.load_vlp`, a ``(spec, weights path)`` pair, or
+    a built :class:`~psic.vlp.VisionLanguageModel`. Pass ``galleries`` (from
+    :func:`build_galleries` on the same images) to skip the coding.
+    """
+    val = validation_set(data_root, val_count, limit)
+    if galleries is None:
+        paths = [val.image_path(i) for i in range(len(val.names))]
+        galleries = build_galleries(model_spec, paths, jpeg_quality, device)
+    if len(galleries.file_bytes) != len(val.names):
+        raise ValueError(f"galleries hold {len(galleries.file_bytes)} images, the validation set {len(val.names)}")
+    return {
+        "model": None if model_spec is None else str(model_spec),
+        "data": str(Path(data_root)),
+        "images": len(val.names),
+        "captions": sum(len(c) for c in val.captions),
+        "jpeg_quality": jpeg_quality,
+        **galleries.summary(),
+        "targets": [_evaluate_target(_load_target(spec, device), val, galleries, batch_size) for spec in vlp_specs],
+    }
+
+
+def _load_target(spec: TargetSpec, device: str | None) -> VisionLanguageModel:
+    from psic.codec.weights import resolve_device
+    from psic.vlp import VisionLanguageModel, load_vlp
+
+    if isinstance(spec, VisionLanguageModel):
+        return spec
+    name, weights = (spec, None) if isinstance(spec, str) else spec
+    return load_vlp(name, device=resolve_device(device), weights=weights)
+
+
+def _evaluate_target(vlp: VisionLanguageModel, val: CaptionedImages, galleries: Galleries, batch_size: int) -> dict:
+    import torch
+
+    from psic.eval.retrieval import attack_success_rate, recall_at, retrieval_hits
+
+    captions = [caption for group in val.captions for caption in group]
+    owner = torch.tensor([i for i, group in enumerate(val.captions) for _ in group])
+    with torch.no_grad():
+        texts = torch.cat([vlp.encode_text(captions[i : i + batch_size]) for i in range(0, len(captions), batch_size)])
+        features = {name: _image_features(vlp, galleries.images[name], batch_size) for name in GALLERIES}
+    texts = texts.float().cpu()
+    recall = {name: recall_at(features[name], texts, owner) for name in GALLERIES}
+    hits = {name: retrieval_hits(features[name], texts, owner, k=1) for name in GALLERIES}
+    result: dict = {"target": vlp.name, "recall": recall}
+    for key, reference, attacked in ATTACKS:
+        result[key] = {
+            direction: attack_success_rate(hits[reference][d], hits[attacked][d])
+            for d, direction in enumerate(("i2t", "t2i"))
+        }
+    result["full_r1_pct_of_original"] = {
+        direction: _percent(recall["full"][f"{direction}_R@1"], recall["original"][f"{direction}_R@1"])
+        for direction in ("i2t", "t2i")
+    }
+    return result
+
+
+def _image_features(vlp: VisionLanguageModel, images: list[np.ndarray], batch_size: int) -> torch.Tensor:
+    """Normalized features of uint8 images, in batches of one size (one at a time where sizes differ)."""
+    import torch
+
+    chunks = [images[i : i + batch_size] for i in range(0, len(images), batch_size)]
+    if len({image.shape for image in images}) > 1:
+        chunks = [[image] for image in images]
+    out = []
+    for chunk in chunks:
+        batch = torch.from_numpy(np.stack(chunk)).to(vlp.device).permute(0, 3, 1, 2).float().div_(255.0)
+        out.append(vlp.encode_image(batch).float().cpu())
+    return torch.cat(out)
+
+
+def _percent(part: float, whole: float) -> float:
+    return 100.0 * part / whole if whole else float("nan")

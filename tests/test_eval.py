@@ -1,0 +1,166 @@
+"""Evaluation: PSNR, baseline bisection, PSIC rate-distortion, retrieval/ASR and the ``psic eval`` commands."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+import psic
+from psic.cli.main import cli
+from psic.eval import privacy
+from psic.eval import rate_distortion as rd
+
+
+@pytest.fixture
+def image_dir(tmp_path, photo):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.fromarray(photo).save(folder / "a.png")
+    Image.fromarray(np.ascontiguousarray(photo[::-1, ::-1])).save(folder / "b.png")
+    return folder
+
+
+def test_psnr_of_known_arrays():
+    zeros = np.zeros((2, 2, 3), dtype=np.uint8)
+    assert rd.psnr(zeros, zeros + 5) == pytest.approx(10 * math.log10(255**2 / 25))
+    one_off = zeros.copy()
+    one_off[0, 0, 0] = 255  # MSE = 255^2 / 12
+    assert rd.psnr(zeros, one_off) == pytest.approx(10 * math.log10(12))
+    assert rd.psnr(one_off, one_off) == math.inf
+    with pytest.raises(ValueError):
+        rd.psnr(zeros, zeros[:1])
+
+
+@pytest.mark.parametrize("codec", rd.BASELINES)
+def test_bisection_meets_the_target_with_the_largest_quality(photo, codec):
+    lowest = rd.bits_per_pixel(len(rd.encode_baseline(photo, codec, 1)), photo)
+    highest = rd.bits_per_pixel(len(rd.encode_baseline(photo, codec, 100)), photo)
+    qualities = []
+    for target in np.linspace(lowest, highest, 5):
+        row = rd.match_bpp(photo, codec, float(target))
+        assert row["bpp"] <= target
+        if row["quality"] < 100:  # the next quality was tried and is too large
+            assert rd.bits_per_pixel(len(rd.encode_baseline(photo, codec, row["quality"] + 1)), photo) > target
+        qualities.append(row["quality"])
+    assert qualities == sorted(qualities) and qualities[-1] == 100
+    unreachable = rd.match_bpp(photo, codec, lowest / 2)
+    assert unreachable["quality"] == 1 and unreachable["bpp"] > unreachable["target_bpp"]
+    assert math.isfinite(unreachable["psnr"])
+
+
+def test_evaluate_psic_uses_real_file_bytes(image_dir, tiny_model_path):
+    paths = sorted(image_dir.iterdir())
+    rows = rd.evaluate_psic(tiny_model_path, paths)
+    assert [row["image"] for row in rows] == ["a.png", "b.png"]
+    for path, row in zip(paths, rows):
+        data = psic.encode(path, model=tiny_model_path, device="cpu")
+        assert row["bytes"] == len(data)
+        assert row["bpp"] == pytest.approx(len(data) * 8 / (70 * 90))
+        for key in ("psnr_full", "psnr_protected", "psnr_full_vs_protected"):
+            assert math.isfinite(row[key]) and row[key] > 0
+
+    matched = rd.match_psic(paths, rows, codecs=("JPEG",))
+    summary = rd.summarize(rows, matched, {"JPEG": [(0.0, 20.0), (100.0, 40.0)]})
+    assert summary["images"] == 2
+    assert summary["bpp"] == pytest.approx(np.mean([row["bpp"] for row in rows]))
+    jpeg = summary["baselines"]["JPEG"]
+    assert jpeg["psnr_interp"] == pytest.approx(20.0 + summary["bpp"] / 5)
+    assert jpeg["over_target"] == sum(r["bpp"] > r["target_bpp"] for r in matched["JPEG"])
+
+
+def test_fixed_targets_and_curves(image_dir):
+    paths = sorted(image_dir.iterdir())
+    results = rd.evaluate_baselines(paths, [0.5, 2.0])
+    assert set(results) == set(rd.BASELINES)
+    assert all(len(rows) == 4 for rows in results.values())
+    curve = rd.codec_curve(paths, "WEBP", (10, 90))
+    assert len(curve) == 2 and curve[0][0] < curve[1][0]
+    assert rd.interpolate_psnr(curve, curve[0][0]) == pytest.approx(curve[0][1])
+    assert math.isnan(rd.interpolate_psnr(curve, curve[1][0] * 2))
+
+
+@pytest.fixture(scope="module")
+def galleries(captioned_dir, tiny_model_path):
+    val = privacy.validation_set(captioned_dir, val_count=4)
+    return privacy.build_galleries(tiny_model_path, [val.image_path(i) for i in range(4)])
+
+
+def _check_report(report: dict, targets: int) -> None:
+    assert report["images"] == 4 and report["captions"] == 8
+    assert math.isfinite(report["bpp"]) and math.isfinite(report["psnr_full"])
+    assert len(report["targets"]) == targets
+    for target in report["targets"]:
+        assert set(target["recall"]) == set(privacy.GALLERIES)
+        for recall in target["recall"].values():
+            assert set(recall) == {f"{d}_R@{k}" for d in ("i2t", "t2i") for k in (1, 5, 10)}
+            assert all(0 <= value <= 100 for value in recall.values())
+        for key in ("asr", "asr_jpeg", "asr_vs_original", "full_r1_pct_of_original"):
+            assert set(target[key]) == {"i2t", "t2i"}
+        for key in ("asr", "asr_jpeg", "asr_vs_original"):
+            assert all(v is None or math.isnan(v) or 0 <= v <= 100 for v in target[key].values())
+
+
+def test_retrieval_with_a_built_model(captioned_dir, tiny_model_path, tiny_vlp):
+    report = privacy.evaluate_retrieval(tiny_model_path, [tiny_vlp], captioned_dir, val_count=4)
+    _check_report(report, targets=1)
+    assert report["targets"][0]["target"] == "tiny"
+
+
+def test_retrieval_resolves_specs_and_reuses_galleries(captioned_dir, galleries, tiny_vlp, monkeypatch):
+    calls = []
+
+    def fake_load_vlp(spec, *, device, weights=None):
+        calls.append((spec, weights))
+        return tiny_vlp
+
+    monkeypatch.setattr("psic.vlp.load_vlp", fake_load_vlp)
+    monkeypatch.setattr(privacy, "build_galleries", None)  # the galleries given must be used
+    report = privacy.evaluate_retrieval(
+        None, ["some:spec", ("psic-surrogate", "w.safetensors")], captioned_dir, val_count=4, galleries=galleries
+    )
+    _check_report(report, targets=2)
+    assert calls == [("some:spec", None), ("psic-surrogate", "w.safetensors")]
+    with pytest.raises(ValueError):
+        privacy.evaluate_retrieval(None, [tiny_vlp], captioned_dir, val_count=4, limit=2, galleries=galleries)
+
+
+def test_cli_eval_rd_prints_a_table_and_writes_json(image_dir, tiny_model_path, tmp_path):
+    out = tmp_path / "rd.json"
+    args = ["eval", "rd", "-m", tiny_model_path, "--images", image_dir, "--device", "cpu", "--json", out]
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    assert result.exit_code == 0, (result.output, result.exception)
+    for label in ("PSIC full", "PSIC protected", *rd.BASELINES):
+        assert label in result.stdout
+    report = json.loads(out.read_text(), parse_constant=pytest.fail)
+    assert report["summary"]["images"] == 2 and len(report["psic"]) == 2
+    assert set(report["baselines"]) == set(report["curves"]) == set(rd.BASELINES)
+    again = CliRunner().invoke(cli, [str(a) for a in args])
+    assert again.exit_code == 3 and "exists" in again.stderr
+
+
+def test_cli_eval_privacy(captioned_dir, tiny_model_path, tiny_vlp, monkeypatch, tmp_path):
+    monkeypatch.setattr("psic.vlp.load_vlp", lambda spec, *, device, weights=None: tiny_vlp)
+    args = ["eval", "privacy", "-m", tiny_model_path, "--data", captioned_dir, "-t", "x=w.safetensors"]
+    args += ["--val-count", "4", "--device", "cpu", "--json", "-"]
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert "ASR full->protected" in result.stderr
+    _check_report(json.loads(result.stdout, parse_constant=lambda c: None), targets=1)
+    empty = CliRunner().invoke(cli, ["eval", "privacy", "--data", str(tmp_path), "-t", "x"])
+    assert empty.exit_code == 3 and "captioned set" in empty.stderr
+
+
+def test_eval_help_does_not_import_torch():
+    script = (
+        "import sys\nfrom psic.cli.main import main\ncode = main(['eval', '--help'])\n"
+        "assert 'torch' not in sys.modules\nsys.exit(code)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
