@@ -10,7 +10,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -27,9 +27,9 @@ if TYPE_CHECKING:
 
     from psic.codec.network import ConditionalHyperprior
 
-ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray]
-PsicInput = Union[bytes, bytearray, memoryview, str, os.PathLike]
-ModelSpec = Union[str, os.PathLike, None]
+ImageInput = str | os.PathLike | Image.Image | np.ndarray
+PsicInput = bytes | bytearray | memoryview | str | os.PathLike
+ModelSpec = str | os.PathLike | None
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ def inspect(data: PsicInput) -> FileInfo:
     parsed = read_file(raw)
     header = parsed.header
     return FileInfo(
-        format_version="%d.%d" % parsed.version,
+        format_version=f"{parsed.version[0]}.{parsed.version[1]}",
         width=header.width,
         height=header.height,
         source_mode=header.source_mode,

@@ -6,8 +6,8 @@ import math
 
 import pytest
 import torch
-
 from conftest import build_tiny_model
+
 from psic.codec import coding
 from psic.codec.cltg import fourier_embedding
 from psic.codec.fixed_point import index_crc

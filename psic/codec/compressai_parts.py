@@ -12,4 +12,4 @@ with warnings.catch_warnings():
     from compressai.entropy_models import EntropyBottleneck, GaussianConditional
     from compressai.layers import GDN
 
-__all__ = ["EntropyBottleneck", "GDN", "GaussianConditional", "ans"]
+__all__ = ["GDN", "EntropyBottleneck", "GaussianConditional", "ans"]

@@ -72,8 +72,8 @@ class TrainSettings:
             raise ValueError("objective must be 'uaeo' or 'naive'")
         if self.crop % DOWNSAMPLING:
             raise ValueError(f"crop must be a multiple of {DOWNSAMPLING}")
-        if not isinstance(self.seed, int):
-            raise ValueError("seed must be an int")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise TypeError("seed must be an int")
         if self.captioned is None and self.folder is None:
             raise ValueError("give a captioned image set, an image folder, or both")
 

@@ -34,8 +34,9 @@ def latent_sha256(latent) -> str:
 
 
 def main(version: str) -> None:
-    import psic
     from conftest import build_tiny_model  # tests/conftest.py
+
+    import psic
     from psic.codec import coding
     from psic.codec.weights import save_weights
     from psic.format import read_file
