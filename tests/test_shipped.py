@@ -1,0 +1,45 @@
+"""The models inside the package: present, intact, loadable, and the default works end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import psic
+from psic.codec.registry import default_model, registered_models, weights_dir
+from psic.codec.weights import file_sha256
+
+MODELS = registered_models()
+SURROGATES = json.loads((weights_dir() / "surrogates.json").read_text())
+
+
+def test_registry_names_are_unique_and_default_is_registered():
+    names = [m.name for m in MODELS]
+    assert len(names) == len(set(names))
+    if MODELS:
+        assert default_model().name in names
+
+
+@pytest.mark.parametrize("entry", MODELS, ids=lambda m: m.name)
+def test_shipped_codec_weights_match_their_sha256_and_round_trip(entry):
+    assert file_sha256(entry.path) == entry.sha256
+    image = np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    data = psic.encode(image, model=entry.name, device="cpu")
+    assert psic.inspect(data).model == entry.name
+    assert psic.decode(data, mode="full", device="cpu").size == (96, 64)
+
+
+@pytest.mark.parametrize("name", sorted(SURROGATES))
+def test_shipped_surrogates_match_their_sha256_and_load(name):
+    from psic.vlp import load_vlp
+
+    entry = SURROGATES[name]
+    assert file_sha256(weights_dir() / entry["weights"]) == entry["sha256"]
+    vlp = load_vlp(name)
+    image = np.full((1, 3, 224, 224), 0.5, dtype=np.float32)
+    import torch
+
+    features = vlp.encode_image(torch.from_numpy(image))
+    assert features.shape[0] == 1 and torch.isfinite(features).all()
