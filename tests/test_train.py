@@ -228,3 +228,16 @@ def test_cli_refuses_unknown_settings(tmp_path):
     result = CliRunner().invoke(cli, ["train", "run", "--run-dir", str(tmp_path / "r"), "--config", str(config)])
     assert result.exit_code == 2
     assert "lamda" in result.output
+
+
+def test_caption_features_are_cached_for_the_same_target(captioned_dir, tiny_vlp, tmp_path, monkeypatch):
+    cache = tmp_path / "text.pt"
+    first = Trainer(settings(captioned_dir, text_cache=str(cache)), tmp_path / "a", vlp=tiny_vlp)
+    assert cache.exists()
+
+    def refuse(_captions):
+        raise AssertionError("features should come from the cache")
+
+    monkeypatch.setattr(tiny_vlp, "encode_text", refuse)
+    second = Trainer(settings(captioned_dir, text_cache=str(cache)), tmp_path / "b", vlp=tiny_vlp)
+    assert torch.equal(first.text_features, second.text_features)

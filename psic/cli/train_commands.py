@@ -39,6 +39,7 @@ def train() -> None:
 @click.option("--target", metavar="SPEC", help="Target VLP: psic-surrogate, or NAME:PRETRAINED (open_clip).")
 @click.option("--target-weights", metavar="PATH", help="Weights file for a surrogate target.")
 @click.option("--init", metavar="CKPT", help="Start from this checkpoint's model weights.")
+@click.option("--text-cache", metavar="PATH", help="Keep the target's caption features in PATH between runs.")
 @click.option("--device", metavar="cpu|cuda", help="Training device.")
 def run(run_dir: str, config_file: str | None, **options) -> None:
     """Train with the paper's two-stage scheme. Run under ``torchrun`` to use several GPUs."""

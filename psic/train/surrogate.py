@@ -7,7 +7,6 @@ the symmetric CLIP (InfoNCE) loss. Validation images are never trained on.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
@@ -21,6 +20,7 @@ from safetensors.torch import save_file
 
 from psic.eval.retrieval import recall_at
 from psic.train import data as datasets
+from psic.train.feature_cache import cached, content_key
 from psic.vlp import surrogate
 from psic.vlp.preprocess import preprocess
 
@@ -102,15 +102,12 @@ def evaluate(model, images: np.ndarray, pooled: torch.Tensor, owner: torch.Tenso
 
 def _cached_pooled(model, train_captions, val_captions, cache: Path | None):
     """MiniLM features of every caption; the locked tower makes them reusable across runs."""
-    key = hashlib.sha256("\n".join(train_captions + ["|"] + val_captions).encode()).hexdigest()
-    if cache is not None and cache.exists():
-        stored = torch.load(cache)
-        if stored["key"] == key:
-            return stored["train"], stored["val"]
-    train, val = pooled_caption_features(model, train_captions), pooled_caption_features(model, val_captions)
-    if cache is not None:
-        torch.save({"key": key, "train": train, "val": val}, cache)
-    return train, val
+    key = content_key("minilm-pooled", *train_captions, "|", *val_captions)
+    return cached(
+        cache,
+        key,
+        lambda: (pooled_caption_features(model, train_captions), pooled_caption_features(model, val_captions)),
+    )
 
 
 def train_surrogate(

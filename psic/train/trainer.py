@@ -25,6 +25,7 @@ from psic.train import distributed, losses
 from psic.train.batches import Batch, ImagePool, concat
 from psic.train.checkpoint import load_checkpoint, save_checkpoint
 from psic.train.data import image_folder, read_captioned, split
+from psic.train.feature_cache import cached, content_key, text_tower_fingerprint
 
 STAGE2_TRAINABLE = ("g_s.",)  # the conditional decoder and its CLTG (MLP + projections)
 
@@ -58,6 +59,7 @@ class TrainSettings:
     captioned: str | None = None
     folder: str | None = None
     val_count: int = 1000
+    text_cache: str | None = None  # file keeping the target's caption features between runs
     init: str | None = None  # checkpoint whose model weights a new run starts from (stage 2: the stage-1 result)
     log_every: int = 10
     save_every: int = 200
@@ -117,9 +119,27 @@ class Trainer:
 
                     self.vlp = load_vlp(s.target, device=self.device, weights=s.target_weights)
                 captions = [c for caps in train_set.captions for c in caps]
-                text_features = torch.cat([self.vlp.encode_text(captions[i : i + 512]) for i in range(0, len(captions), 512)])
+                text_features = self._caption_features(captions)
         folder_pool = ImagePool.from_folder(image_folder(s.folder)) if s.folder else None
         return captioned_pool, folder_pool, text_features
+
+    def _caption_features(self, captions: list[str]) -> torch.Tensor:
+        """Target text features of every caption (frozen target: cached across runs and stages)."""
+        order = sorted(range(len(captions)), key=lambda i: len(captions[i]))  # little padding per chunk
+
+        def compute() -> torch.Tensor:
+            features = torch.empty(0)
+            for start in range(0, len(order), 512):
+                rows = order[start : start + 512]
+                chunk = self.vlp.encode_text([captions[i] for i in rows]).cpu()
+                if features.numel() == 0:
+                    features = torch.empty(len(captions), chunk.shape[1])
+                features[rows] = chunk
+            return features
+
+        cache = Path(self.settings.text_cache) if self.settings.text_cache else None
+        key = content_key(text_tower_fingerprint(self.vlp), *captions)
+        return cached(cache, key, compute).to(self.device)
 
     def _optimizers(self):
         main = [p for n, p in self.model.named_parameters() if not n.endswith("quantiles")]
