@@ -40,6 +40,8 @@ def train() -> None:
 @click.option("--target-weights", metavar="PATH", help="Weights file for a surrogate target.")
 @click.option("--init", metavar="CKPT", help="Start from this checkpoint's model weights.")
 @click.option("--text-cache", metavar="PATH", help="Keep the target's caption features in PATH between runs.")
+@click.option("--log-every", type=click.IntRange(min=1), help="Steps between log records.")
+@click.option("--save-every", type=click.IntRange(min=1), help="Steps between checkpoints.")
 @click.option("--device", metavar="cpu|cuda", help="Training device.")
 def run(run_dir: str, config_file: str | None, **options) -> None:
     """Train with the paper's two-stage scheme. Run under ``torchrun`` to use several GPUs."""
