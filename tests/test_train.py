@@ -241,3 +241,14 @@ def test_caption_features_are_cached_for_the_same_target(captioned_dir, tiny_vlp
     monkeypatch.setattr(tiny_vlp, "encode_text", refuse)
     second = Trainer(settings(captioned_dir, text_cache=str(cache)), tmp_path / "b", vlp=tiny_vlp)
     assert torch.equal(first.text_features, second.text_features)
+
+
+def test_log_lines_average_both_modes_of_the_alternate_schedule(captioned_dir, tiny_vlp, tmp_path):
+    import json
+
+    Trainer(settings(captioned_dir, schedule="alternate", steps=2, log_every=2), tmp_path, vlp=tiny_vlp).fit()
+    lines = (tmp_path / "log.jsonl").read_text().splitlines()
+    assert len(lines) == 1
+    record = json.loads(lines[0])
+    assert record["step"] == 2
+    assert {"psnr_full", "psnr_protected", "bpp", "loss", "seconds"} <= set(record)

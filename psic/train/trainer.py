@@ -10,6 +10,7 @@ with a larger attack weight and the adaptive balance.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -239,29 +240,51 @@ class Trainer:
     def fit(self, log=None) -> None:
         s = self.settings
         lead = self.rank == 0  # only the first process logs and saves
-        log_path = self.run_dir / "log.jsonl"
         if lead:
             (self.run_dir / "settings.json").write_text(json.dumps(asdict(s), indent=2) + "\n")
         progress = _progress(s.steps, self.step) if lead else None
+        window = _Window()
         start = time.time()
-        with open(log_path, "a", encoding="utf-8") if lead else open(os.devnull, "w") as log_file:
+        with open(self.run_dir / "log.jsonl", "a", encoding="utf-8") if lead else open(os.devnull, "w") as log_file:
             while self.step < s.steps:
                 record = self.train_step()
-                record["seconds"] = round(time.time() - start, 1)
+                window.add(record)
                 if progress is not None:
                     progress.update(1)
-                    progress.set_postfix(loss=f"{record['loss']:.3f}", bpp=f"{record['bpp']:.3f}",
-                                         psnr=f"{record.get('psnr_full', record.get('psnr_protected', 0)):.2f}",
-                                         asr=record.get("asr_in_batch", "-"))
+                    progress.set_postfix(_postfix(record))
                 if self.step % s.log_every == 0:
-                    log_file.write(json.dumps(record) + "\n")
+                    summary = window.pop(step=self.step, seconds=round(time.time() - start, 1))
+                    log_file.write(json.dumps(summary) + "\n")
                     log_file.flush()
                     if log is not None and lead:
-                        log(record)
+                        log(summary)
                 if lead and (self.step % s.save_every == 0 or self.step == s.steps):
                     save_checkpoint(self.run_dir / "last.pt", self)
         if progress is not None:
             progress.close()
+
+
+class _Window:
+    """Means of every logged figure since the last log line (modes alternate, so single steps mislead)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, list[float]] = {}
+
+    def add(self, record: dict) -> None:
+        for key, value in record.items():
+            if key != "step" and isinstance(value, (int, float)) and math.isfinite(value):
+                self.values.setdefault(key, []).append(float(value))
+
+    def pop(self, **extra) -> dict:
+        summary = {key: sum(v) / len(v) for key, v in self.values.items()}
+        self.values = {}
+        return {**extra, **summary}
+
+
+def _postfix(record: dict) -> dict:
+    psnr = record.get("psnr_full", record.get("psnr_protected", float("nan")))
+    return {"loss": f"{record['loss']:.3f}", "bpp": f"{record['bpp']:.3f}", "psnr": f"{psnr:.2f}",
+            "asr": f"{record.get('asr_in_batch', float('nan')):.0f}"}
 
 
 def _progress(total: int, done: int):
