@@ -214,6 +214,10 @@ def test_cli_trains_then_exports_a_loadable_model(captioned_dir, tmp_path):
     from psic.codec.weights import file_sha256
 
     assert result.output.strip() == file_sha256(weights)
+    again = CliRunner().invoke(cli, ["train", "export", str(run_dir / "last.pt"), "-o", str(weights),
+                                     "--name", "other-name", "--quality", "2"])
+    assert again.exit_code == 3 and "exists" in again.output
+    assert file_sha256(weights) == result.output.strip()
     image = np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)
     assert psic.decode(psic.encode(image, model=str(weights)), model=str(weights)).size == (50, 40)
 

@@ -11,6 +11,7 @@ import sys
 
 import click
 
+from psic.cli.output import check_output, write_output
 from psic.errors import PsicIOError, UsageError
 
 
@@ -64,13 +65,17 @@ def run(run_dir: str, config_file: str | None, **options) -> None:
 @click.option("--name", required=True, help="Model name recorded in the weights and in every .psic file.")
 @click.option("--quality", required=True, type=click.IntRange(min=0), help="Quality level of the model.")
 @click.option("--fp32", is_flag=True, help="Keep float weights in fp32 (default: fp16 where safe).")
-def export(checkpoint: str, output: str, name: str, quality: int, fp32: bool) -> None:
+@click.option("-f", "--force", is_flag=True, help="Overwrite OUT if it exists.")
+def export(checkpoint: str, output: str, name: str, quality: int, fp32: bool, force: bool) -> None:
     """Build the CDF tables and integer hyper-synthesis, then write safetensors; prints the sha256."""
+    import hashlib
+
     import torch
 
     from psic.codec.network import Architecture, ConditionalHyperprior
-    from psic.codec.weights import save_weights
+    from psic.codec.weights import weights_bytes
 
+    check_output(output, force=force)
     try:
         state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     except OSError as exc:
@@ -79,7 +84,9 @@ def export(checkpoint: str, output: str, name: str, quality: int, fp32: bool) ->
     model = ConditionalHyperprior(Architecture(s["N"], s["M"], s["cond_hidden"]))
     model.load_state_dict(state["model"])
     model.eval().freeze_entropy_models()
-    click.echo(save_weights(model, output, name=name, quality=quality, half=not fp32))
+    data = weights_bytes(model, name=name, quality=quality, half=not fp32)
+    write_output(output, data, force=force)
+    click.echo(hashlib.sha256(data).hexdigest())
 
 
 @train.command("surrogate", short_help="Train a CLIP-style surrogate target model.")
@@ -91,16 +98,22 @@ def export(checkpoint: str, output: str, name: str, quality: int, fp32: bool) ->
 @click.option("--lr", type=float, default=1e-3, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--feature-cache", metavar="PATH", help="Reuse the locked text tower's caption features across runs.")
+@click.option("-f", "--force", is_flag=True, help="Overwrite OUT and OUT.json if they exist.")
 def surrogate(data_root: str, output: str, name: str, epochs: int, batch_size: int, lr: float, seed: int,
-              feature_cache: str | None) -> None:
+              feature_cache: str | None, force: bool) -> None:
     """Image tower from scratch, pretrained MiniLM text tower (locked), symmetric InfoNCE."""
     from pathlib import Path
 
     from psic.train.surrogate import SurrogateSettings, train_surrogate
 
+    report_name = output + ".json"
+    for name_ in (output, report_name):
+        check_output(name_, force=force)
     settings = SurrogateSettings(name=name, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
     cache = Path(feature_cache) if feature_cache else None
-    report = train_surrogate(data_root, output, settings, log=lambda m: click.echo(m, err=True), pooled_cache=cache)
+    weights, report = train_surrogate(data_root, settings, log=lambda m: click.echo(m, err=True), pooled_cache=cache)
+    write_output(output, weights, force=force)
+    write_output(report_name, (json.dumps(report, indent=2) + "\n").encode(), force=force)
     click.echo(json.dumps(report["validation"]))
 
 

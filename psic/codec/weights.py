@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from psic.codec.network import ARCHITECTURE, Architecture, ConditionalHyperprior
 from psic.codec.registry import MODEL_NAME, ModelEntry, ModelIdentity, default_model, find_model
@@ -32,10 +32,8 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def save_weights(
-    model: ConditionalHyperprior, path: str | os.PathLike, *, name: str, quality: int, half: bool = True
-) -> str:
-    """Write a frozen model; returns the file's sha256 (what the registry records)."""
+def weights_bytes(model: ConditionalHyperprior, *, name: str, quality: int, half: bool = True) -> bytes:
+    """A frozen model as a safetensors file image (fp16 where the codec tolerates it)."""
     if not MODEL_NAME.fullmatch(name):
         raise UsageError(f"invalid model name {name!r}: use 1-64 of a-z, 0-9, '.', '_', '-'")
     if not model.is_frozen():
@@ -56,8 +54,16 @@ def save_weights(
         "psic.cond_hidden": str(arch.cond_hidden),
         "psic.quality": str(quality),
     }
-    save_file(tensors, str(path), metadata=metadata)
-    return file_sha256(path)
+    return save(tensors, metadata=metadata)
+
+
+def save_weights(
+    model: ConditionalHyperprior, path: str | os.PathLike, *, name: str, quality: int, half: bool = True
+) -> str:
+    """Write a frozen model; returns the file's sha256 (what the registry records)."""
+    data = weights_bytes(model, name=name, quality=quality, half=half)
+    Path(path).write_bytes(data)
+    return hashlib.sha256(data).hexdigest()
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:

@@ -7,7 +7,6 @@ the symmetric CLIP (InfoNCE) loss. Validation images are never trained on.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -16,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from psic.eval.retrieval import recall_at
 from psic.train import data as datasets
@@ -111,9 +110,9 @@ def _cached_pooled(model, train_captions, val_captions, cache: Path | None):
 
 
 def train_surrogate(
-    data_root: str | Path, out: str | Path, settings: SurrogateSettings, log=print, pooled_cache: Path | None = None
-) -> dict:
-    """Train, write ``out`` (safetensors) and ``out``.json (metrics); returns the metrics."""
+    data_root: str | Path, settings: SurrogateSettings, log=print, pooled_cache: Path | None = None
+) -> tuple[bytes, dict]:
+    """Train; returns the weights as a safetensors file image and the metrics report."""
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
     config = surrogate.surrogate_config(settings.name)
@@ -160,7 +159,6 @@ def train_surrogate(
         log(f"epoch {epoch + 1} validation " + " ".join(f"{k} {v:.1f}" for k, v in metrics.items()))
 
     state = {k: v.detach().half().contiguous() for k, v in surrogate.trained_state(model).items()}
-    save_file(state, str(out), metadata={"psic.surrogate": settings.name})
     report = {
         "name": settings.name,
         "settings": asdict(settings),
@@ -172,5 +170,4 @@ def train_surrogate(
         "device": "cpu",
         "validation": metrics,
     }
-    Path(str(out) + ".json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    return report
+    return save(state, metadata={"psic.surrogate": settings.name}), report
