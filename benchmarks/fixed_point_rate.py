@@ -19,7 +19,6 @@ both come from the same fp32 training weights.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -27,6 +26,8 @@ import sys
 import time
 import warnings
 from pathlib import Path
+
+from report import cpu_model, write_json
 
 RATE_COST_TARGET_PERCENT = 0.5
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm"}
@@ -43,14 +44,8 @@ NOT_MEANINGFUL = (
 def machine_line() -> str:
     import torch
 
-    cpu = "unknown"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.lower().startswith("model name")), cpu)
-    except OSError:
-        cpu = platform.processor() or cpu
     return (
-        f"{cpu}, {os.cpu_count()} logical cores, torch {torch.__version__} with {torch.get_num_threads()} threads, "
+        f"{cpu_model()}, {os.cpu_count()} logical cores, torch {torch.__version__} with {torch.get_num_threads()} threads, "
         f"Python {platform.python_version()}"
     )
 
@@ -294,9 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         "overall": overall(rows),
     }
     print_report(report)
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {args.json}", file=sys.stderr)
+    write_json(args.json, report)
     return 0
 
 

@@ -22,7 +22,6 @@ that a change in machine load hits every case alike; medians and minima are repo
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -35,6 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from report import cpu_model, load_average, write_json
 
 DECODE_RATIO_TARGET = 1.10
 STARTUP_TARGET_S = 0.5
@@ -42,25 +42,6 @@ DEFAULT_ARCH = {"N": 128, "M": 192, "cond_hidden": 128}
 
 
 # --- machine ------------------------------------------------------------------------------
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def load_average() -> str:
-    try:
-        with open("/proc/loadavg", encoding="ascii") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "n/a"
 
 
 def machine_info() -> dict:
@@ -502,9 +483,7 @@ def main(argv: list[str] | None = None) -> int:
     report["load_average_end"] = load_average()
 
     print_report(report)
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {args.json}", file=sys.stderr)
+    write_json(args.json, report)
     return 0
 
 
