@@ -165,6 +165,21 @@ def test_stage_two_trains_only_the_decoder(captioned_dir, tiny_vlp, tmp_path):
     assert any(not torch.equal(a, b) for a, b in zip(decoder_before, stage2.model.g_s.parameters()))
 
 
+def test_a_run_can_start_from_an_exported_weights_file(captioned_dir, tiny_vlp, tmp_path):
+    from psic.codec.weights import save_weights
+
+    stage1 = Trainer(settings(captioned_dir, steps=1), tmp_path / "s1", vlp=tiny_vlp)
+    stage1.fit()
+    stage1.model.eval().freeze_entropy_models()
+    save_weights(stage1.model, tmp_path / "shipped.safetensors", name="t", quality=1)
+    stage2 = Trainer(
+        settings(captioned_dir, stage=2, steps=1, init=str(tmp_path / "shipped.safetensors")), tmp_path / "s2", vlp=tiny_vlp
+    )
+    for a, b in zip(stage1.model.parameters(), stage2.model.parameters()):
+        assert a.dtype == b.dtype == torch.float32
+        assert torch.allclose(a, b, rtol=1e-3, atol=1e-4)  # fp16 storage of the decoder
+
+
 def test_alternate_schedule_switches_mode_every_iteration(captioned_dir, tiny_vlp, tmp_path):
     trainer = Trainer(settings(captioned_dir, schedule="alternate"), tmp_path, vlp=tiny_vlp)
     assert trainer._betas(3).tolist() == [0.0, 0.0, 0.0]

@@ -39,7 +39,7 @@ def train() -> None:
 @click.option("--folder", metavar="DIR", help="Caption-less image folder for rate-distortion.")
 @click.option("--target", metavar="SPEC", help="Target VLP: psic-surrogate, or NAME:PRETRAINED (open_clip).")
 @click.option("--target-weights", metavar="PATH", help="Weights file for a surrogate target.")
-@click.option("--init", metavar="CKPT", help="Start from this checkpoint's model weights.")
+@click.option("--init", metavar="CKPT", help="Start from the parameters of a checkpoint (last.pt) or an exported .safetensors.")
 @click.option("--text-cache", metavar="PATH", help="Keep the target's caption features in PATH between runs.")
 @click.option("--log-every", type=click.IntRange(min=1), help="Steps between log records.")
 @click.option("--save-every", type=click.IntRange(min=1), help="Steps between checkpoints.")

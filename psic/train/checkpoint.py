@@ -26,6 +26,25 @@ def save_checkpoint(path: Path, trainer) -> None:
     os.replace(tmp, path)
 
 
+def load_initial_parameters(model: torch.nn.Module, path: str | os.PathLike) -> None:
+    """Start a run from the parameters of a training checkpoint or of an exported weights file.
+
+    Buffers are not taken: the CDF tables and the integer h_s are rebuilt at export. The fp16
+    tensors of a shipped file are widened when copied into the fp32 model.
+    """
+    if Path(path).suffix == ".safetensors":
+        from psic.codec.weights import load_weights_file
+
+        state = dict(load_weights_file(path, None, "cpu").named_parameters())
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=False)["model"]
+    names = [name for name, _ in model.named_parameters()]
+    missing = [name for name in names if name not in state]
+    if missing:
+        raise ValueError(f"{path} lacks {len(missing)} parameters of this architecture, e.g. {missing[0]}")
+    model.load_state_dict({name: state[name] for name in names}, strict=False)
+
+
 def load_checkpoint(path: Path, trainer) -> int:
     """Restore a trainer in place; returns the step to continue from."""
     state = torch.load(path, map_location=trainer.device, weights_only=False)

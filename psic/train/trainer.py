@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from psic.codec.network import DOWNSAMPLING, Architecture, ConditionalHyperprior
 from psic.train import distributed, losses
 from psic.train.batches import Batch, ImagePool, concat
-from psic.train.checkpoint import load_checkpoint, save_checkpoint
+from psic.train.checkpoint import load_checkpoint, load_initial_parameters, save_checkpoint
 from psic.train.data import image_folder, read_captioned, split
 from psic.train.feature_cache import cached, content_key, text_tower_fingerprint
 
@@ -61,7 +61,7 @@ class TrainSettings:
     folder: str | None = None
     val_count: int = 1000
     text_cache: str | None = None  # file keeping the target's caption features between runs
-    init: str | None = None  # checkpoint whose model weights a new run starts from (stage 2: the stage-1 result)
+    init: str | None = None  # checkpoint or .safetensors whose parameters a new run starts from (stage 2: the stage-1 result)
     log_every: int = 10
     save_every: int = 200
     device: str = "cpu"
@@ -99,8 +99,7 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, settings.lr_milestones, gamma=0.1)
         self.step = 0
         if settings.init and not (self.run_dir / "last.pt").exists():
-            state = torch.load(settings.init, map_location="cpu", weights_only=False)
-            self.model.load_state_dict(state["model"])
+            load_initial_parameters(self.model, settings.init)
         self._freeze_for_stage()
         if (self.run_dir / "last.pt").exists():
             self.step = load_checkpoint(self.run_dir / "last.pt", self)
