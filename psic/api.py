@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from psic import imageio, keys
-from psic.codec.registry import ModelEntry, find_model, registered_models
+from psic.codec.registry import ModelEntry, find_stream_model, registered_models
 from psic.errors import MalformedError, ModelNotAvailableError, PsicIOError, UsageError
 from psic.format import Header, PsicFile, read_file, write_file
 from psic.format.validate import check_meta_entry
@@ -73,13 +73,15 @@ def encode(
     metadata = _checked_metadata(metadata)
     slots = _make_slots(keys)
     net = _model(model, quality, device)
+    stream_name = net.identity.stream_name(quality)
+    level = net.identity.quality_of(stream_name)
     padded = imageio.pad_to_multiple(rgb, coding.DOWNSAMPLING)
-    streams = coding.compress(net, _to_tensor(padded, net))
+    streams = coding.compress(net, _to_tensor(padded, net), level)
     header = Header(
         width=rgb.shape[1],
         height=rgb.shape[0],
         source_mode=source_mode,
-        model_name=net.identity.name,
+        model_name=stream_name,
         weights_prefix=net.identity.prefix,
         index_crc=streams.index_crc,
     )
@@ -101,9 +103,10 @@ def decode(
     chosen = select_mode(mode, key, parsed.key_slots)
     header = parsed.header
     net = _model_for_file(header, model, device)
+    level = net.identity.quality_of(header.model_name)
     streams = coding.Bitstreams(z=parsed.z_string, y=parsed.y_string, index_crc=header.index_crc)
     latent = coding.decode_latent(net, streams, header.height, header.width)
-    x_hat = coding.synthesize(net, latent, chosen.beta, header.height, header.width)
+    x_hat = coding.synthesize(net, latent, chosen.beta, header.height, header.width, level)
     return imageio.to_pil(_to_uint8(x_hat))
 
 
@@ -193,11 +196,12 @@ def _cached_model(path: str, expected_sha256: str | None, device: str, _stamp: i
 
 def _model_for_file(header: Header, spec: ModelSpec, device: str | None) -> ConditionalHyperprior:
     if spec is None:
-        if find_model(header.model_name) is None:
+        entry = find_stream_model(header.model_name)
+        if entry is None:
             raise ModelNotAvailableError(
                 f"this file needs model {header.model_name!r}, which is not installed; pass its weights file"
             )
-        spec = header.model_name
+        spec = entry.name
     net = _model(spec, None, device)
     if net.identity.prefix != header.weights_prefix:
         raise ModelNotAvailableError(

@@ -11,16 +11,18 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent / "data"))  # make_golden's helpers for test_golden
 
 TINY_NAME = "tiny-test"
+TINY_GAIN_NAME = "tiny-vr"
 
 
-def build_tiny_model(seed: int = 0):
-    """A frozen N=8, M=12 model: seconds to build, milliseconds to run."""
+def build_tiny_model(seed: int = 0, levels: int = 0):
+    """A frozen N=8, M=12 model (a gain network with ``levels``): seconds to build, milliseconds to run."""
     import torch
 
-    from psic.codec.network import Architecture, ConditionalHyperprior
+    from psic.codec.network import ARCHITECTURE, GAIN_ARCHITECTURE, Architecture, ConditionalHyperprior
 
     torch.manual_seed(seed)
-    model = ConditionalHyperprior(Architecture(N=8, M=12, cond_hidden=16)).eval()
+    name = GAIN_ARCHITECTURE if levels else ARCHITECTURE
+    model = ConditionalHyperprior(Architecture(N=8, M=12, cond_hidden=16, name=name, levels=levels)).eval()
     model.freeze_entropy_models()
     return model
 
@@ -35,6 +37,16 @@ def save_tiny_model(path: Path, seed: int = 0) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory) -> Path:
     return save_tiny_model(tmp_path_factory.mktemp("models") / "tiny.safetensors")
+
+
+@pytest.fixture(scope="session")
+def tiny_gain_model_path(tmp_path_factory) -> Path:
+    """A tiny gain network of 8 quality levels."""
+    from psic.codec.weights import save_weights
+
+    path = tmp_path_factory.mktemp("models") / "tiny-vr.safetensors"
+    save_weights(build_tiny_model(levels=8), path, name=TINY_GAIN_NAME)
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ def unit(rows) -> torch.Tensor:
 
 
 # Images 0 and 1 match their own captions best; image 2 matches caption 0 best (a "noisy" pair).
-IMAGES = unit([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.9, 0.1, 0.3]])
+IMAGES = unit([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.9, 0.1, 0.0]])
 TEXTS = unit([[1.0, 0.05, 0.0], [0.0, 1.0, 0.1], [0.0, 0.2, 1.0]])
 
 
@@ -33,12 +33,27 @@ def test_split_marks_matched_pairs_clean_and_targets_least_evidence():
     split_ = losses.evidence_split(IMAGES, TEXTS)
     assert split_.clean.tolist() == [True, True, False]
     assert split_.noisy.tolist() == [False, False, True]
-    similarity = IMAGES @ TEXTS.T
+    evidence = torch.exp(torch.tanh(IMAGES @ TEXTS.T / losses.CLIP_INIT_TEMPERATURE) / losses.EVIDENCE_TAU)
+    both = evidence + evidence.T
     for i in range(3):
         others = [j for j in range(3) if j != i]
-        expected = min(others, key=lambda j: similarity[i, j].item())
+        expected = min(others, key=lambda j: both[i, j].item())
         assert split_.target[i].item() == expected
         assert split_.target[i].item() != i
+
+
+def test_text_to_image_evidence_counts_in_the_target_choice():
+    """Eq. 6: pair (i, j) also gets the evidence of caption i for image j, not only of image i for caption j.
+
+    Image 0 is slightly less similar to caption 1 than to caption 2, so image-to-text evidence
+    alone picks caption 1 as the least-evidence target; but caption 0 points at image 1 and
+    away from image 2, so both directions together pick caption 2.
+    """
+    similarity = torch.tensor([[0.9, 0.10, 0.12], [0.5, 0.9, 0.0], [-0.5, 0.0, 0.9]])
+    images, texts = torch.eye(3), similarity.T.contiguous()  # images @ texts.T == similarity
+    assert losses.evidence_split(images, texts).target[0].item() == 2
+    belief = losses.bidirectional_belief(images, texts)
+    assert not torch.allclose(belief, belief.T)  # each row is normalized on its own, the evidence is symmetric
 
 
 def test_empty_subsets_give_zero_not_nan():
@@ -107,23 +122,37 @@ def settings(captioned_dir, **overrides) -> TrainSettings:
 def fixed_batch(trainer):
     batch = trainer._batch()
     beta = torch.tensor([0.0, 1.0, 1.0, 1.0])
-    return batch, beta
+    level = torch.tensor([0, 2, 5, 7])
+    return batch, beta, level
 
 
-def loss_with_seed(trainer, batch, beta, seed=11) -> float:
+def loss_with_seed(trainer, batch, beta, level, seed=11) -> float:
     torch.manual_seed(seed)  # the same quantization noise for both evaluations
     with torch.no_grad():
-        return trainer.losses(batch, beta)[0].item()
+        return trainer.losses(batch, beta, level)[0].item()
 
 
-def test_one_step_lowers_the_loss_on_a_fixed_batch(captioned_dir, tiny_vlp, tmp_path):
-    trainer = Trainer(settings(captioned_dir), tmp_path, vlp=tiny_vlp)
-    batch, beta = fixed_batch(trainer)
-    before = loss_with_seed(trainer, batch, beta)
+@pytest.mark.parametrize("bf16", [False, True])
+def test_one_step_lowers_the_loss_on_a_fixed_batch(captioned_dir, tiny_vlp, tmp_path, bf16):
+    trainer = Trainer(settings(captioned_dir, bf16=bf16), tmp_path, vlp=tiny_vlp)
+    batch, beta, level = fixed_batch(trainer)
+    before = loss_with_seed(trainer, batch, beta, level)
     torch.manual_seed(11)
-    record = trainer.optimize(batch, beta)
+    record = trainer.optimize(batch, beta, level)
     assert "asr_in_batch" in record and "psnr_protected" in record
-    assert loss_with_seed(trainer, batch, beta) < before
+    assert loss_with_seed(trainer, batch, beta, level) < before
+
+
+def test_each_sample_pays_its_own_levels_lambda(captioned_dir, tiny_vlp, tmp_path):
+    trainer = Trainer(settings(captioned_dir, lambda_clip=0), tmp_path, vlp=tiny_vlp)
+    batch, beta, _ = fixed_batch(trainer)
+    torch.manual_seed(11)
+    with torch.no_grad():
+        out = trainer.model(batch.images, beta, torch.full((4,), 7))
+    rate = losses.bits_per_pixel_per_image(out["likelihoods"], batch.images.shape[2] * batch.images.shape[3])
+    mse = (out["x_hat"].clamp(0, 1) - batch.images).pow(2).flatten(1).mean(dim=1)
+    expected = (rate + 0.18 * 255**2 * mse).mean().item()  # quality 8: CompressAI's lambda 0.18
+    assert loss_with_seed(trainer, batch, beta, torch.full((4,), 7)) == pytest.approx(expected, rel=1e-5)
 
 
 def test_resume_reproduces_the_next_step(captioned_dir, tiny_vlp, tmp_path):
@@ -146,7 +175,7 @@ def test_nan_stops_the_run_and_keeps_the_last_checkpoint(captioned_dir, tiny_vlp
     trainer.fit()
     saved = (tmp_path / "last.pt").read_bytes()
     trainer = Trainer(settings(captioned_dir, steps=3), tmp_path, vlp=tiny_vlp)
-    monkeypatch.setattr(losses, "bits_per_pixel", lambda *a: torch.tensor(float("nan")))
+    monkeypatch.setattr(losses, "bits_per_pixel_per_image", lambda *a: torch.tensor([float("nan")]))
     with pytest.raises(TrainingDivergedError):
         trainer.fit()
     assert (tmp_path / "last.pt").read_bytes() == saved
@@ -171,7 +200,7 @@ def test_a_run_can_start_from_an_exported_weights_file(captioned_dir, tiny_vlp, 
     stage1 = Trainer(settings(captioned_dir, steps=1), tmp_path / "s1", vlp=tiny_vlp)
     stage1.fit()
     stage1.model.eval().freeze_entropy_models()
-    save_weights(stage1.model, tmp_path / "shipped.safetensors", name="t", quality=1)
+    save_weights(stage1.model, tmp_path / "shipped.safetensors", name="t")
     stage2 = Trainer(
         settings(captioned_dir, stage=2, steps=1, init=str(tmp_path / "shipped.safetensors")), tmp_path / "s2", vlp=tiny_vlp
     )
@@ -215,7 +244,8 @@ def test_cli_trains_then_exports_a_loadable_model(captioned_dir, tmp_path):
 
     config = tmp_path / "settings.json"
     config.write_text(
-        '{"N": 8, "M": 12, "cond_hidden": 16, "crop": 64, "batch_size": 4, "val_count": 2, "lambda_clip": 0}'
+        '{"N": 8, "M": 12, "cond_hidden": 16, "crop": 64, "batch_size": 4, "val_count": 2, "lambda_clip": 0, '
+        '"levels": 0}'
     )
     run_dir = tmp_path / "run"
     args = ["train", "run", "--run-dir", str(run_dir), "--config", str(config), "--steps", "2",

@@ -71,7 +71,9 @@ def _keywords(words: Iterable[str], key_files: Iterable[str]) -> list[str]:
     metavar="FILE",
     help="Read a keyword from the first line of FILE (repeatable).",
 )
-@click.option("-q", "--quality", type=click.IntRange(min=0), help="Quality level of the default model family.")
+@click.option(
+    "-q", "--quality", type=click.IntRange(min=1), help="Quality level 1-8 of the default model (default 3; higher: more bytes, better pictures)."
+)
 @click.option("-m", "--model", metavar="NAME|PATH", help=_MODEL_HELP)
 @click.option("--device", metavar="cpu|cuda", help=_DEVICE_HELP)
 @click.option(
@@ -273,7 +275,7 @@ def models(as_json: bool) -> None:
     rows = [
         (
             e.name + (" (default)" if e.name == default else ""),
-            str(e.quality),
+            f"1-{e.levels}" if e.levels else str(e.quality),
             f"{e.N}/{e.M}",
             e.sha256[:12],
             e.description,

@@ -63,28 +63,20 @@ def run(run_dir: str, config_file: str | None, **options) -> None:
 @click.argument("checkpoint", metavar="CKPT")
 @click.option("-o", "--output", required=True, metavar="OUT", help="Weights file to write (.safetensors).")
 @click.option("--name", required=True, help="Model name recorded in the weights and in every .psic file.")
-@click.option("--quality", required=True, type=click.IntRange(min=0), help="Quality level of the model.")
+@click.option("--quality", type=click.IntRange(min=0), help="Quality of a one-rate model (a gain network has levels).")
 @click.option("--fp32", is_flag=True, help="Keep float weights in fp32 (default: fp16 where safe).")
 @click.option("-f", "--force", is_flag=True, help="Overwrite OUT if it exists.")
-def export(checkpoint: str, output: str, name: str, quality: int, fp32: bool, force: bool) -> None:
-    """Build the CDF tables and integer hyper-synthesis, then write safetensors; prints the sha256."""
+def export(checkpoint: str, output: str, name: str, quality: int | None, fp32: bool, force: bool) -> None:
+    """Fit the z quantiles, build the CDF tables and integer hyper-synthesis, write safetensors; prints the sha256."""
     import hashlib
 
-    import torch
-
-    from psic.codec.network import Architecture, ConditionalHyperprior
-    from psic.codec.weights import weights_bytes
+    from psic.train.export import export_weights
 
     check_output(output, force=force)
     try:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        data, _ = export_weights(checkpoint, name=name, quality=quality, half=not fp32)
     except OSError as exc:
         raise PsicIOError(f"cannot read {checkpoint}: {exc.strerror or exc}") from None
-    s = state["settings"]
-    model = ConditionalHyperprior(Architecture(s["N"], s["M"], s["cond_hidden"]))
-    model.load_state_dict(state["model"])
-    model.eval().freeze_entropy_models()
-    data = weights_bytes(model, name=name, quality=quality, half=not fp32)
     write_output(output, data, force=force)
     click.echo(hashlib.sha256(data).hexdigest())
 

@@ -66,11 +66,22 @@ def _check_ready(model: ConditionalHyperprior) -> None:
         raise ValueError("the model's entropy tables are not built; call freeze_entropy_models() first")
 
 
+def level_tensor(model: ConditionalHyperprior, quality: int | None) -> Tensor | None:
+    """A gain network's 0-based level index for quality 1..levels (None for a one-rate model)."""
+    if not model.arch.variable_rate:
+        if quality is not None:
+            raise ValueError("a one-rate model has no quality levels")
+        return None
+    if quality is None or not 1 <= quality <= model.arch.levels:
+        raise ValueError(f"quality must be 1..{model.arch.levels} for this model")
+    return torch.tensor([quality - 1], device=model.entropy_bottleneck.quantiles.device)
+
+
 @torch.no_grad()
-def compress(model: ConditionalHyperprior, x: Tensor) -> Bitstreams:
+def compress(model: ConditionalHyperprior, x: Tensor, quality: int | None = None) -> Bitstreams:
     """Code one padded image [1, 3, H, W] (H, W multiples of 64, values in [0, 1])."""
     _check_ready(model)
-    y = model.g_a(x)
+    y = model.analysis(x, level_tensor(model, quality))
     z = model.h_a(torch.abs(y))
     medians = model.entropy_bottleneck.quantiles[:, 0, 1].view(1, -1, 1, 1)
     z_symbols = torch.round(z - medians).to(torch.int32).cpu()
@@ -97,10 +108,12 @@ def decode_latent(model: ConditionalHyperprior, streams: Bitstreams, height: int
 
 
 @torch.no_grad()
-def synthesize(model: ConditionalHyperprior, y_symbols: Tensor, beta: float, height: int, width: int) -> Tensor:
+def synthesize(
+    model: ConditionalHyperprior, y_symbols: Tensor, beta: float, height: int, width: int, quality: int | None = None
+) -> Tensor:
     """Render the decoded latent in one mode: [1, 3, height, width] in [0, 1]."""
     device = model.entropy_bottleneck.quantiles.device
     y_hat = y_symbols.to(device=device, dtype=torch.float32)
     condition = torch.full((1,), float(beta), device=device)
-    x_hat = model.g_s(y_hat, condition).clamp_(0.0, 1.0)
+    x_hat = model.synthesis(y_hat, condition, level_tensor(model, quality)).clamp_(0.0, 1.0)
     return x_hat[:, :, :height, :width]

@@ -1,4 +1,15 @@
-"""The PSIC network: Ballé 2018 scale hyperprior with a CLTG-conditioned synthesis."""
+"""The PSIC networks: Ballé 2018 scale hyperprior with a CLTG-conditioned synthesis.
+
+Two architectures share the analysis, the hyperprior and the integer hyper-synthesis:
+
+- ``conditional-scale-hyperprior`` (v1): one rate per network, transposed-convolution
+  synthesis. Kept so that files written with the first shipped models still decode.
+- ``conditional-gain-hyperprior``: one network for a ladder of quality levels. Level q
+  scales the latent by a learned per-channel gain before quantization (a finer or
+  coarser step) and by a learned inverse gain before synthesis, as in Cui et al.'s gained
+  autoencoders; its synthesis upsamples by sub-pixel convolution, which has no
+  checkerboard bias, instead of transposed convolution.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +25,14 @@ from psic.codec.fixed_point import IntegerHyperSynthesis
 from psic.codec.registry import ModelIdentity
 
 ARCHITECTURE = "conditional-scale-hyperprior"
+GAIN_ARCHITECTURE = "conditional-gain-hyperprior"
+ARCHITECTURES = (ARCHITECTURE, GAIN_ARCHITECTURE)
 DOWNSAMPLING = 64  # g_a (16) times h_a (4): the padding multiple of every input
 SCALE_TABLE_LEVELS = 64
 SCALE_TABLE_BOUNDS = (0.11, 256.0)
+
+#: CompressAI's lambda ladder (x 255^2 x MSE) for qualities 1-8: the rate targets of the levels.
+QUALITY_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
 
 
 def scale_table() -> Tensor:
@@ -33,6 +49,17 @@ class Architecture:
     M: int
     cond_hidden: int
     name: str = ARCHITECTURE
+    levels: int = 0  # quality levels of a gain network; 0 for a one-rate network
+
+    def __post_init__(self) -> None:
+        if self.name not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture {self.name!r}")
+        if (self.name == GAIN_ARCHITECTURE) != (self.levels > 0):
+            raise ValueError("a gain network has levels >= 1; a one-rate network has none")
+
+    @property
+    def variable_rate(self) -> bool:
+        return self.levels > 0
 
 
 def _conv(cin: int, cout: int, kernel: int = 5, stride: int = 2) -> nn.Conv2d:
@@ -45,12 +72,25 @@ def _deconv(cin: int, cout: int, kernel: int = 5, stride: int = 2) -> nn.ConvTra
     )
 
 
-class ConditionalSynthesis(nn.Module):
-    """Ballé's g_s with a CLTG bias after every transposed convolution."""
+class Subpixel(nn.Sequential):
+    """2x upsampling: a 3x3 convolution to 4x the channels, then a pixel shuffle.
 
-    def __init__(self, N: int, M: int, cond_hidden: int) -> None:
+    It can represent a 5x5 stride-2 transposed convolution exactly (see
+    :func:`psic.train.warm_start.subpixel_from_deconv`), and more: every output phase
+    gets its own full 3x3 kernel.
+    """
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__(nn.Conv2d(cin, cout * 4, 3, padding=1), nn.PixelShuffle(2))
+
+
+class ConditionalSynthesis(nn.Module):
+    """Ballé's g_s with a CLTG bias after every upsampling stage."""
+
+    def __init__(self, N: int, M: int, cond_hidden: int, subpixel: bool = False) -> None:
         super().__init__()
-        self.deconvs = nn.ModuleList([_deconv(M, N), _deconv(N, N), _deconv(N, N), _deconv(N, 3)])
+        upsample = Subpixel if subpixel else _deconv
+        self.deconvs = nn.ModuleList([upsample(M, N), upsample(N, N), upsample(N, N), upsample(N, 3)])
         self.igdns = nn.ModuleList(GDN(N, inverse=True) for _ in range(3))
         self.condition = ConditionBiases([N, N, N, 3], cond_hidden)
 
@@ -62,6 +102,25 @@ class ConditionalSynthesis(nn.Module):
             if stage < len(self.igdns):
                 x = self.igdns[stage](x)
         return x
+
+
+class LatentGains(nn.Module):
+    """Per-level, per-channel gain (before quantization) and inverse gain (before synthesis)."""
+
+    def __init__(self, levels: int, channels: int) -> None:
+        super().__init__()
+        # Level 3 (CompressAI's default lambda) starts at unit gain; each level is ~1.8 dB apart.
+        steps = torch.arange(levels, dtype=torch.float32) - 2
+        start = (steps * math.log(1.23)).view(-1, 1).expand(levels, channels).clone()
+        self.log_gain = nn.Parameter(start)
+        self.log_inverse_gain = nn.Parameter(-start)
+
+    def gain(self, level: Tensor) -> Tensor:
+        """[B] level indexes (0-based) -> [B, M, 1, 1] gains."""
+        return torch.exp(self.log_gain[level])[:, :, None, None]
+
+    def inverse_gain(self, level: Tensor) -> Tensor:
+        return torch.exp(self.log_inverse_gain[level])[:, :, None, None]
 
 
 class ConditionalHyperprior(nn.Module):
@@ -81,7 +140,8 @@ class ConditionalHyperprior(nn.Module):
             _deconv(N, N), nn.ReLU(inplace=True), _deconv(N, N), nn.ReLU(inplace=True),
             _conv(N, M, 3, 1), nn.ReLU(inplace=True),
         )
-        self.g_s = ConditionalSynthesis(N, M, arch.cond_hidden)
+        self.g_s = ConditionalSynthesis(N, M, arch.cond_hidden, subpixel=arch.variable_rate)
+        self.gains = LatentGains(arch.levels, M) if arch.variable_rate else None
         self.entropy_bottleneck = EntropyBottleneck(N)
         self.gaussian_conditional = GaussianConditional(None)
         self.integer_h_s = self._integer_h_s()
@@ -91,14 +151,41 @@ class ConditionalHyperprior(nn.Module):
         medians = self.entropy_bottleneck.quantiles[:, 0, 1]
         return IntegerHyperSynthesis(self.h_s, medians, scale_table())
 
-    def forward(self, x: Tensor, beta: Tensor) -> dict:
-        """Training/evaluation pass with noise (train) or rounding (eval) quantization."""
+    def check_level(self, level: Tensor | None) -> None:
+        """A gain network needs a level in 0..levels-1 per image; a one-rate network takes none."""
+        if self.gains is None:
+            if level is not None:
+                raise ValueError("this one-rate network has no quality levels")
+            return
+        if level is None:
+            raise ValueError(f"this network needs a quality level (0..{self.arch.levels - 1})")
+        if level.dtype != torch.long or bool((level < 0).any()) or bool((level >= self.arch.levels).any()):
+            raise ValueError(f"levels must be integers in 0..{self.arch.levels - 1}")
+
+    def analysis(self, x: Tensor, level: Tensor | None = None) -> Tensor:
+        """The latent that is quantized and coded (scaled by the level's gain)."""
+        self.check_level(level)
         y = self.g_a(x)
+        return y if self.gains is None else y * self.gains.gain(level.to(y.device))
+
+    def synthesis(self, y_hat: Tensor, beta: Tensor, level: Tensor | None = None) -> Tensor:
+        """Render a quantized latent in the mode ``beta`` (unclamped)."""
+        self.check_level(level)
+        if self.gains is not None:
+            y_hat = y_hat * self.gains.inverse_gain(level.to(y_hat.device))
+        return self.g_s(y_hat, beta)
+
+    def forward(self, x: Tensor, beta: Tensor, level: Tensor | None = None) -> dict:
+        """Training/evaluation pass with noise (train) or rounding (eval) quantization."""
+        y = self.analysis(x, level)
         z = self.h_a(torch.abs(y))
-        z_hat, z_likelihoods = self.entropy_bottleneck(z)
-        scales = self.h_s(z_hat)
-        y_hat, y_likelihoods = self.gaussian_conditional(y, scales)
-        x_hat = self.g_s(y_hat, beta)
+        # The rate terms stay in fp32 under bf16 autocast: bf16's 8-bit mantissa would
+        # make the likelihoods, and so the rate the model learns, noticeably wrong.
+        with torch.autocast(x.device.type, enabled=False):
+            z_hat, z_likelihoods = self.entropy_bottleneck(z.float())
+            scales = self.h_s(z_hat)
+            y_hat, y_likelihoods = self.gaussian_conditional(y.float(), scales)
+        x_hat = self.synthesis(y_hat, beta, level)
         return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
 
     def aux_loss(self) -> Tensor:

@@ -2,6 +2,10 @@
 
 The registry is a JSON file next to the weights (``psic/weights/registry.json``) so that
 listing models needs neither torch nor the weights themselves.
+
+A variable-rate (gain) network serves several quality levels from one weights file. A
+file it writes records the level in the model name, ``<name>-q<quality>`` (``psic-vr-q5``),
+so the decoder knows the level without any field the one-rate models did not have.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from pathlib import Path
 from psic.errors import ModelNotAvailableError
 
 MODEL_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+_LEVEL_NAME = re.compile(r"(?P<base>[a-z0-9][a-z0-9._-]*)-q(?P<quality>[1-9][0-9]?)")
 
 
 @dataclass(frozen=True)
@@ -27,9 +32,10 @@ class ModelEntry:
     N: int
     M: int
     cond_hidden: int
-    quality: int
     weights: str
     sha256: str
+    quality: int | None = None  # the one rate of a one-rate model
+    levels: int = 0  # quality levels 1..levels of a gain network
     description: str = ""
 
     @property
@@ -39,15 +45,54 @@ class ModelEntry:
 
 @dataclass(frozen=True)
 class ModelIdentity:
-    """What a bitstream records about the model that wrote it."""
+    """Which weights a loaded network has: its name, file hash and quality levels."""
 
     name: str
     sha256: str
-    quality: int
+    quality: int | None = None  # one-rate models
+    levels: int = 0  # gain networks
 
     @property
     def prefix(self) -> bytes:
         return bytes.fromhex(self.sha256[:8])
+
+    def stream_name(self, quality: int | None) -> str:
+        """The model name a file records: a gain network's names its level."""
+        if not self.levels:
+            return self.name
+        return level_name(self.name, check_quality(quality, self.levels, self.name))
+
+    def quality_of(self, stream_name: str) -> int | None:
+        """The level a file's model name asks of these weights (None for a one-rate model)."""
+        if not self.levels:
+            if stream_name != self.name:
+                raise ModelNotAvailableError(f"this file needs model {stream_name!r}; the model given is {self.name!r}")
+            return None
+        parsed = parse_level_name(stream_name)
+        if parsed is None or parsed[0] != self.name or not 1 <= parsed[1] <= self.levels:
+            raise ModelNotAvailableError(
+                f"this file needs model {stream_name!r}; the model given is {self.name!r} (levels 1-{self.levels})"
+            )
+        return parsed[1]
+
+
+def level_name(base: str, quality: int) -> str:
+    return f"{base}-q{quality}"
+
+
+def parse_level_name(name: str) -> tuple[str, int] | None:
+    """(base, quality) of ``<base>-q<quality>``, or None."""
+    match = _LEVEL_NAME.fullmatch(name)
+    return (match["base"], int(match["quality"])) if match else None
+
+
+def check_quality(quality: int | None, levels: int, name: str) -> int:
+    """A gain network's quality, the registry's default one when None."""
+    if quality is None:
+        quality = default_quality()
+    if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= levels:
+        raise ModelNotAvailableError(f"model {name!r} has qualities 1-{levels}, not {quality!r}")
+    return quality
 
 
 def weights_dir() -> Path:
@@ -64,12 +109,28 @@ def registered_models() -> tuple[ModelEntry, ...]:
     return tuple(ModelEntry(**entry) for entry in _registry()["models"])
 
 
+def default_quality() -> int:
+    return int(_registry().get("default_quality", 3))
+
+
 def find_model(name: str) -> ModelEntry | None:
     return next((m for m in registered_models() if m.name == name), None)
 
 
-def default_model(quality: int | None = None) -> ModelEntry:
-    """The registry's default model, or the model of the default family at ``quality``."""
+def find_stream_model(name: str) -> ModelEntry | None:
+    """The installed model that decodes files recording ``name`` (a level name for gain networks)."""
+    entry = find_model(name)
+    if entry is not None and not entry.levels:
+        return entry
+    parsed = parse_level_name(name)
+    if parsed is None:
+        return None
+    entry = find_model(parsed[0])
+    return entry if entry is not None and entry.levels and 1 <= parsed[1] <= entry.levels else None
+
+
+def default_model() -> ModelEntry:
+    """The registry's default model (a gain network: ``quality`` picks its level)."""
     default_name = _registry()["default"]
     if default_name is None:
         raise ModelNotAvailableError(
@@ -78,11 +139,4 @@ def default_model(quality: int | None = None) -> ModelEntry:
     default = find_model(default_name)
     if default is None:
         raise ModelNotAvailableError(f"the registry's default model {default_name!r} is not registered")
-    if quality is None:
-        return default
-    family = [m for m in registered_models() if m.architecture == default.architecture]
-    match = next((m for m in family if m.quality == quality), None)
-    if match is None:
-        available = ", ".join(str(m.quality) for m in sorted(family, key=lambda m: m.quality))
-        raise ModelNotAvailableError(f"no model of quality {quality} is installed (available: {available})")
-    return match
+    return default

@@ -14,14 +14,14 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 
-from psic.codec.network import ARCHITECTURE, Architecture, ConditionalHyperprior
+from psic.codec.network import ARCHITECTURES, Architecture, ConditionalHyperprior
 from psic.codec.registry import MODEL_NAME, ModelEntry, ModelIdentity, default_model, find_model
 from psic.errors import DeviceError, ModelError, ModelNotAvailableError, UsageError, WeightsMismatchError
 
 WEIGHTS_FORMAT = "1"
 # Entropy-model parameters and GDN reparametrizations stay fp32: they are small, and fp16
 # would round GDN's tiny pedestal-offset values and the quantile medians.
-_FULL_PRECISION_PARTS = ("entropy_bottleneck.", "gaussian_conditional.", "integer_h_s.", ".igdns.", "g_a.1.", "g_a.3.", "g_a.5.")
+_FULL_PRECISION_PARTS = ("entropy_bottleneck.", "gaussian_conditional.", "integer_h_s.", ".igdns.", "g_a.1.", "g_a.3.", "g_a.5.", "gains.")
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -32,12 +32,17 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def weights_bytes(model: ConditionalHyperprior, *, name: str, quality: int, half: bool = True) -> bytes:
-    """A frozen model as a safetensors file image (fp16 where the codec tolerates it)."""
+def weights_bytes(model: ConditionalHyperprior, *, name: str, quality: int | None = None, half: bool = True) -> bytes:
+    """A frozen model as a safetensors file image (fp16 where the codec tolerates it).
+
+    ``quality`` is the level of a one-rate model; a gain network has its levels instead.
+    """
     if not MODEL_NAME.fullmatch(name):
         raise UsageError(f"invalid model name {name!r}: use 1-64 of a-z, 0-9, '.', '_', '-'")
     if not model.is_frozen():
         raise UsageError("freeze_entropy_models() must run before saving weights")
+    if (quality is None) != model.arch.variable_rate:
+        raise UsageError("a one-rate model needs its quality; a gain network takes none")
     tensors = {}
     for key, value in model.state_dict().items():
         value = value.detach().cpu().contiguous()
@@ -52,13 +57,15 @@ def weights_bytes(model: ConditionalHyperprior, *, name: str, quality: int, half
         "psic.N": str(arch.N),
         "psic.M": str(arch.M),
         "psic.cond_hidden": str(arch.cond_hidden),
-        "psic.quality": str(quality),
+        "psic.levels": str(arch.levels),
     }
+    if quality is not None:
+        metadata["psic.quality"] = str(quality)
     return save(tensors, metadata=metadata)
 
 
 def save_weights(
-    model: ConditionalHyperprior, path: str | os.PathLike, *, name: str, quality: int, half: bool = True
+    model: ConditionalHyperprior, path: str | os.PathLike, *, name: str, quality: int | None = None, half: bool = True
 ) -> str:
     """Write a frozen model; returns the file's sha256 (what the registry records)."""
     data = weights_bytes(model, name=name, quality=quality, half=half)
@@ -87,14 +94,20 @@ def _read_metadata(path: Path) -> dict[str, str]:
             metadata = f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelError(f"cannot read weights file {path}: {exc}") from None
-    if metadata.get("psic.format") != WEIGHTS_FORMAT or metadata.get("psic.architecture") != ARCHITECTURE:
+    if metadata.get("psic.format") != WEIGHTS_FORMAT or metadata.get("psic.architecture") not in ARCHITECTURES:
         raise ModelError(f"{path} is not a PSIC weights file of format {WEIGHTS_FORMAT}")
     return metadata
 
 
 def _architecture(metadata: dict[str, str], path: Path) -> Architecture:
     try:
-        return Architecture(N=int(metadata["psic.N"]), M=int(metadata["psic.M"]), cond_hidden=int(metadata["psic.cond_hidden"]))
+        return Architecture(
+            N=int(metadata["psic.N"]),
+            M=int(metadata["psic.M"]),
+            cond_hidden=int(metadata["psic.cond_hidden"]),
+            name=metadata["psic.architecture"],
+            levels=int(metadata.get("psic.levels", "0")),
+        )
     except (KeyError, ValueError):
         raise ModelError(f"{path} lacks valid architecture metadata") from None
 
@@ -127,14 +140,18 @@ def load_weights_file(
         model.load_state_dict(state, strict=True)
     except (SafetensorError, RuntimeError) as exc:
         raise ModelError(f"weights in {path} do not fit the architecture: {exc}") from None
-    model.identity = ModelIdentity(name=metadata["psic.name"], sha256=sha256, quality=int(metadata["psic.quality"]))
+    quality = int(metadata["psic.quality"]) if "psic.quality" in metadata else None
+    model.identity = ModelIdentity(name=metadata["psic.name"], sha256=sha256, quality=quality, levels=model.arch.levels)
     return model.eval().requires_grad_(False).to(device)
 
 
 def resolve_model_path(spec: str | os.PathLike | None, quality: int | None) -> tuple[Path, str | None]:
-    """A registered name, a weights file path, or None for the default: (path, expected sha256)."""
+    """A registered name, a weights file path, or None for the default: (path, expected sha256).
+
+    ``quality`` must match a one-rate model's; a gain network's level is checked when coding.
+    """
     if spec is None:
-        entry: ModelEntry | None = default_model(quality)
+        entry: ModelEntry | None = default_model()
     else:
         entry = find_model(str(spec)) if isinstance(spec, str) else None
         if entry is None:
@@ -142,8 +159,8 @@ def resolve_model_path(spec: str | os.PathLike | None, quality: int | None) -> t
             if path.suffix == ".safetensors" or path.exists():
                 return path, None
             raise ModelNotAvailableError(f"no model named {str(spec)!r} is installed and no such file exists")
-        if quality is not None and entry.quality != quality:
-            raise UsageError(f"model {entry.name!r} has quality {entry.quality}, not {quality}")
+    if entry.quality is not None and quality is not None and entry.quality != quality:
+        raise UsageError(f"model {entry.name!r} has quality {entry.quality}, not {quality}")
     return entry.path, entry.sha256
 
 

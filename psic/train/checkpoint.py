@@ -8,6 +8,9 @@ from pathlib import Path
 
 import torch
 
+from psic.codec.network import ARCHITECTURE, GAIN_ARCHITECTURE, Architecture, ConditionalHyperprior
+from psic.train.warm_start import gain_network_from
+
 
 def save_checkpoint(path: Path, trainer) -> None:
     """Write atomically, so an interrupted save never replaces the last good checkpoint."""
@@ -26,23 +29,39 @@ def save_checkpoint(path: Path, trainer) -> None:
     os.replace(tmp, path)
 
 
-def load_initial_parameters(model: torch.nn.Module, path: str | os.PathLike) -> None:
+def load_initial_parameters(model: ConditionalHyperprior, path: str | os.PathLike) -> None:
     """Start a run from the parameters of a training checkpoint or of an exported weights file.
 
     Buffers are not taken: the CDF tables and the integer h_s are rebuilt at export. The fp16
-    tensors of a shipped file are widened when copied into the fp32 model.
+    tensors of a shipped file are widened when copied into the fp32 model. A one-rate source
+    starts a gain network through :func:`psic.train.warm_start.gain_network_from`.
     """
-    if Path(path).suffix == ".safetensors":
-        from psic.codec.weights import load_weights_file
-
-        state = dict(load_weights_file(path, None, "cpu").named_parameters())
-    else:
-        state = torch.load(path, map_location="cpu", weights_only=False)["model"]
+    source = model_from_file(path)
+    if model.arch.variable_rate and not source.arch.variable_rate:
+        gain_network_from(source, model)
+        return
+    state = dict(source.named_parameters())
     names = [name for name, _ in model.named_parameters()]
-    missing = [name for name in names if name not in state]
+    missing = [name for name in names if name not in state or state[name].shape != dict(model.named_parameters())[name].shape]
     if missing:
         raise ValueError(f"{path} lacks {len(missing)} parameters of this architecture, e.g. {missing[0]}")
     model.load_state_dict({name: state[name] for name in names}, strict=False)
+
+
+def model_from_file(path: str | os.PathLike) -> ConditionalHyperprior:
+    """The trained parameters of a checkpoint or weights file, in an fp32 network (buffers not built)."""
+    if Path(path).suffix == ".safetensors":
+        from psic.codec.weights import load_weights_file
+
+        return load_weights_file(path, None, "cpu").float()
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    s = state["settings"]
+    levels = s.get("levels", 0)
+    arch = Architecture(s["N"], s["M"], s["cond_hidden"], GAIN_ARCHITECTURE if levels else ARCHITECTURE, levels)
+    source = ConditionalHyperprior(arch)
+    names = {name for name, _ in source.named_parameters()}
+    source.load_state_dict({k: v for k, v in state["model"].items() if k in names}, strict=False)
+    return source
 
 
 def load_checkpoint(path: Path, trainer) -> int:

@@ -19,9 +19,9 @@ CLIP_INIT_TEMPERATURE = 0.07  # the InfoNCE temperature s of Eq. 9 (CLIP's initi
 EVIDENCE_TAU = 0.1  # the outer evidence temperature of the reference code
 
 
-def bits_per_pixel(likelihoods: dict[str, Tensor], num_pixels: int) -> Tensor:
-    """Rate from the entropy models' likelihoods, over the whole batch."""
-    return sum(torch.log2(v).sum() for v in likelihoods.values()) / (-num_pixels)
+def bits_per_pixel_per_image(likelihoods: dict[str, Tensor], pixels_per_image: int) -> Tensor:
+    """[B] rate of each image, so that each can be weighed by its own level's lambda."""
+    return sum(torch.log2(v.float()).flatten(1).sum(dim=1) for v in likelihoods.values()) / (-pixels_per_image)
 
 
 def psnr(mse: Tensor) -> float:
@@ -38,12 +38,16 @@ class EvidenceSplit:
 
 
 def bidirectional_belief(image: Tensor, text: Tensor, s: float = CLIP_INIT_TEMPERATURE, tau: float = EVIDENCE_TAU) -> Tensor:
-    """u_ij of Eq. 7 from the evidence of Eq. 5 in both directions (Eq. 6), with Eq. 7's +1."""
-    similarity = image @ text.T  # cos(x_i, t_j)
-    evidence_i2t = torch.exp(torch.tanh(similarity / s) / tau)
-    evidence_t2i = torch.exp(torch.tanh(similarity.T / s) / tau)  # caption j looking for image i
-    evidence = evidence_i2t + evidence_t2i.T
-    return evidence / (evidence + 1).sum(dim=1, keepdim=True)
+    """u_ij of Eq. 7 from the evidence of Eq. 5 in both directions (Eq. 6), with Eq. 7's +1.
+
+    Row i of the image-to-text evidence is e(x_i, t_j) over captions j; the text-to-image
+    evidence vector of the same pair index is e(x_j, t_i) over images j (caption i looking
+    for its image). Eq. 6 adds the two, so e^b = E + E^T: a caption that points at another
+    image counts as much as an image that points at another caption.
+    """
+    evidence = torch.exp(torch.tanh((image @ text.T) / s) / tau)  # E_ij = e(x_i, t_j), Eq. 5
+    bidirectional = evidence + evidence.T  # Eq. 6
+    return bidirectional / (bidirectional + 1).sum(dim=1, keepdim=True)
 
 
 @torch.no_grad()

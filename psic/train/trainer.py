@@ -21,7 +21,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from psic.codec.network import DOWNSAMPLING, Architecture, ConditionalHyperprior
+from psic.codec.network import (
+    ARCHITECTURE,
+    DOWNSAMPLING,
+    GAIN_ARCHITECTURE,
+    QUALITY_LAMBDAS,
+    Architecture,
+    ConditionalHyperprior,
+)
 from psic.train import distributed, losses
 from psic.train.batches import Batch, ImagePool, concat
 from psic.train.checkpoint import load_checkpoint, load_initial_parameters, save_checkpoint
@@ -31,6 +38,12 @@ from psic.train.feature_cache import cached, content_key, text_tower_fingerprint
 STAGE2_TRAINABLE = ("g_s.",)  # the conditional decoder and its CLTG (MLP + projections)
 
 
+def settings_architecture(settings: TrainSettings) -> Architecture:
+    """The network a run trains: a gain network over ``levels`` qualities, or a one-rate one."""
+    name = GAIN_ARCHITECTURE if settings.levels else ARCHITECTURE
+    return Architecture(settings.N, settings.M, settings.cond_hidden, name, settings.levels)
+
+
 class TrainingDivergedError(RuntimeError):
     """A loss became NaN or infinite; the last good checkpoint is kept."""
 
@@ -38,6 +51,7 @@ class TrainingDivergedError(RuntimeError):
 @dataclass
 class TrainSettings:
     stage: int = 1
+    levels: int = 8  # quality levels of one gain network (lambdas of QUALITY_LAMBDAS); 0: one rate, --lambda
     lmbda: float = 0.0067
     lambda_clip: float = 0.05
     objective: str = "uaeo"  # or "naive"
@@ -64,6 +78,9 @@ class TrainSettings:
     init: str | None = None  # checkpoint or .safetensors whose parameters a new run starts from (stage 2: the stage-1 result)
     log_every: int = 10
     save_every: int = 200
+    max_minutes: float | None = None  # stop (and save) after this much wall time, even before ``steps``
+    bf16: bool = False  # bfloat16 autocast of the forward pass (CPUs with AVX-512 BF16, GPUs)
+    channels_last: bool = False
     device: str = "cpu"
 
     def __post_init__(self) -> None:
@@ -77,6 +94,8 @@ class TrainSettings:
             raise ValueError(f"crop must be a multiple of {DOWNSAMPLING}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             raise TypeError("seed must be an int")
+        if not 0 <= self.levels <= len(QUALITY_LAMBDAS):
+            raise ValueError(f"levels must be 0 (one rate) or 1..{len(QUALITY_LAMBDAS)}")
         if self.captioned is None and self.folder is None:
             raise ValueError("give a captioned image set, an image folder, or both")
 
@@ -92,7 +111,10 @@ class Trainer:
         self.device = distributed.device_for(settings.device)
         self.rng = np.random.default_rng([settings.seed, self.rank])
         torch.manual_seed(settings.seed)  # identical initial weights on every rank
-        self.model = ConditionalHyperprior(Architecture(settings.N, settings.M, settings.cond_hidden)).to(self.device)
+        self.model = ConditionalHyperprior(settings_architecture(settings)).to(self.device)
+        if settings.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.lambdas = torch.tensor(QUALITY_LAMBDAS[: settings.levels] or (settings.lmbda,), device=self.device)
         self.vlp = vlp
         self.captioned_pool, self.folder_pool, self.text_features = self._data()
         self.optimizer, self.aux_optimizer = self._optimizers()
@@ -169,33 +191,50 @@ class Trainer:
             return torch.full((count,), float(self.step % 2 == 1))  # even steps full, odd protected
         return torch.from_numpy(self.rng.integers(0, 2, size=count).astype(np.float32))
 
-    def losses(self, batch: Batch, beta: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        """The training objective on one batch (with the training-mode quantization noise)."""
+    def _levels(self, count: int) -> torch.Tensor | None:
+        """One quality level per sample, uniform over the ladder (None for a one-rate network)."""
+        if self.settings.levels == 0:
+            return None
+        return torch.from_numpy(self.rng.integers(0, self.settings.levels, size=count))
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.settings.bf16)
+
+    def losses(self, batch: Batch, beta: torch.Tensor, level: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+        """The training objective on one batch (with the training-mode quantization noise).
+
+        Every sample pays its own rate plus its level's lambda times its own distortion, so
+        one network learns the whole ladder from mixed batches.
+        """
         s = self.settings
         self.model.train()
-        out = self.network(batch.images, beta)
-        x_hat = out["x_hat"].clamp(0, 1)
-        num_pixels = batch.images.shape[0] * batch.images.shape[2] * batch.images.shape[3]
-        bpp = losses.bits_per_pixel(out["likelihoods"], num_pixels)
+        images = batch.images
+        if s.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with self._autocast():
+            out = self.network(images, beta, level)
+        x_hat = out["x_hat"].float().clamp(0, 1)
+        bpp = losses.bits_per_pixel_per_image(out["likelihoods"], images.shape[2] * images.shape[3])
+        mse = (x_hat - images).pow(2).flatten(1).mean(dim=1)
+        lambdas = self.lambdas[level.to(self.device)] if level is not None else self.lambdas.expand(len(mse))
+        loss = (bpp + lambdas * 255**2 * mse).mean()
         full, protected = beta == 0, beta == 1
-        mse = {
-            mode: F.mse_loss(x_hat[mask], batch.images[mask])
-            for mode, mask in (("full", full), ("protected", protected))
-            if mask.any()
-        }
-        loss = bpp + s.lmbda * 255**2 * sum(mse.values()) / len(mse)
-        record = {"bpp": bpp.item(), **{f"psnr_{m}": losses.psnr(v.detach()) for m, v in mse.items()}}
+        record = {"bpp": bpp.mean().item()}
+        for mode, mask in (("full", full), ("protected", protected)):
+            if mask.any():
+                record[f"psnr_{mode}"] = losses.psnr(mse[mask].detach().mean())
         attack_mask = protected & (batch.caption_index >= 0)
         if s.lambda_clip > 0 and int(attack_mask.sum()) >= 2:
-            attack, stats = self._attack(x_hat[attack_mask], batch.images[attack_mask], batch.caption_index[attack_mask])
-            loss = loss + s.lambda_clip * attack
+            with self._autocast():
+                attack, stats = self._attack(x_hat[attack_mask], images[attack_mask], batch.caption_index[attack_mask])
+            loss = loss + s.lambda_clip * attack.float()
             record.update(stats)
         return loss, record
 
-    def optimize(self, batch: Batch, beta: torch.Tensor) -> dict:
+    def optimize(self, batch: Batch, beta: torch.Tensor, level: torch.Tensor | None = None) -> dict:
         """One optimizer step (and, in stage 1, one step of the entropy bottleneck's quantiles)."""
         s = self.settings
-        loss, record = self.losses(batch, beta)
+        loss, record = self.losses(batch, beta, level)
         if not torch.isfinite(loss):
             raise TrainingDivergedError(f"loss is {loss.item()} at step {self.step}; the last good checkpoint is kept")
         self.optimizer.zero_grad(set_to_none=True)
@@ -216,7 +255,8 @@ class Trainer:
 
     def train_step(self) -> dict:
         batch = self._batch()
-        return self.optimize(batch, self._betas(len(batch.images)).to(self.device))
+        count = len(batch.images)
+        return self.optimize(batch, self._betas(count).to(self.device), self._levels(count))
 
     def _attack(self, protected_images, original_images, caption_index):
         text = self.text_features[caption_index]
@@ -245,7 +285,10 @@ class Trainer:
         window = _Window()
         start = time.time()
         with open(self.run_dir / "log.jsonl", "a", encoding="utf-8") if lead else open(os.devnull, "w") as log_file:
+            deadline = None if s.max_minutes is None else start + 60 * s.max_minutes
             while self.step < s.steps:
+                if deadline is not None and time.time() >= deadline:
+                    break
                 record = self.train_step()
                 window.add(record)
                 if progress is not None:
@@ -257,8 +300,10 @@ class Trainer:
                     log_file.flush()
                     if log is not None and lead:
                         log(summary)
-                if lead and (self.step % s.save_every == 0 or self.step == s.steps):
+                if lead and self.step % s.save_every == 0:
                     save_checkpoint(self.run_dir / "last.pt", self)
+            if lead:
+                save_checkpoint(self.run_dir / "last.pt", self)
         if progress is not None:
             progress.close()
 

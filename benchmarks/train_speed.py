@@ -1,0 +1,78 @@
+"""Optimizer steps per second of ``psic train run`` on this machine, per speed option.
+
+Builds one trainer (data decoded once into uint8 arrays, caption features cached) and
+times the same kind of step under each variant: precision, memory format, thread count,
+and the one-rate network of the first release against the gain network. Prints a table
+and, with --json, writes it.
+
+    python benchmarks/train_speed.py --captioned DATA/flickr8k --folder DATA/cid22/train \\
+        --text-cache runs/text-features.pt --steps 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import tempfile
+import time
+
+import torch
+
+from report import cpu_model, load_average, write_json
+from psic.train.trainer import Trainer, TrainSettings
+
+VARIANTS = {
+    "fp32": {},
+    "bf16 autocast": {"bf16": True},
+    "channels_last": {"channels_last": True},
+    "bf16 + channels_last": {"bf16": True, "channels_last": True},
+}
+
+
+def steps_per_second(trainer: Trainer, steps: int, warmup: int) -> float:
+    for _ in range(warmup):
+        trainer.train_step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        trainer.train_step()
+    return steps / (time.perf_counter() - start)
+
+
+def run_variant(base: TrainSettings, changes: dict, threads: int, steps: int, warmup: int, vlp) -> float:
+    torch.set_num_threads(threads)
+    settings = dataclasses.replace(base, **changes)
+    with tempfile.TemporaryDirectory() as run_dir:
+        trainer = Trainer(settings, run_dir, vlp=vlp)
+        return steps_per_second(trainer, steps, warmup)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--captioned", required=True)
+    parser.add_argument("--folder")
+    parser.add_argument("--text-cache")
+    parser.add_argument("--init", help="weights to start from (speed does not depend on it)")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    base = TrainSettings(captioned=args.captioned, folder=args.folder, text_cache=args.text_cache,
+                         init=args.init, lambda_clip=0.1, device=args.device)
+    rows = []
+    vlp = None
+    cases = [("one-rate network (first release)", {"levels": 0}), *VARIANTS.items()]
+    for threads in args.threads:
+        for label, changes in cases:
+            rate = run_variant(base, changes, threads, args.steps, args.warmup, vlp)
+            rows.append({"variant": label, "threads": threads, "steps_per_s": round(rate, 3)})
+            print(f"{label:36s} threads={threads}  {rate:.3f} steps/s", flush=True)
+    batch = f"{base.batch_size} captioned + {base.folder_batch} folder crops of {base.crop} px"
+    report = {"machine": {"cpu": cpu_model(), "load_average": load_average(), "torch": torch.__version__}, "batch": batch, "rows": rows}
+    if args.json:
+        write_json(args.json, report)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""One gain network for the whole quality ladder: levels, the names files record, warm starts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import psic
+from psic.codec.network import GAIN_ARCHITECTURE, Architecture, ConditionalHyperprior
+from psic.errors import ModelNotAvailableError, UsageError
+from psic.train.warm_start import gain_network_from, subpixel_from_deconv
+
+
+def test_subpixel_convolution_reproduces_a_transposed_convolution():
+    torch.manual_seed(0)
+    deconv = nn.ConvTranspose2d(6, 5, 5, stride=2, padding=2, output_padding=1)
+    conv = nn.Conv2d(6, 20, 3, padding=1)
+    subpixel_from_deconv(deconv, conv)
+    x = torch.randn(2, 6, 7, 9)
+    expected = deconv(x)
+    assert torch.allclose(nn.PixelShuffle(2)(conv(x)), expected, atol=1e-5)
+
+
+def test_warm_started_gain_network_decodes_quality_3_like_its_source():
+    from tests.conftest import build_tiny_model
+
+    source = build_tiny_model(seed=4)
+    target = ConditionalHyperprior(Architecture(8, 12, 16, GAIN_ARCHITECTURE, 8)).eval()
+    gain_network_from(source, target)
+    x = torch.rand(1, 3, 64, 64)
+    level = torch.tensor([2])  # quality 3 starts at unit gain
+    with torch.no_grad():
+        y = target.analysis(x, level)
+        assert torch.equal(y, source.g_a(x))
+        for beta in (0.0, 1.0):
+            condition = torch.tensor([beta])
+            assert torch.allclose(target.synthesis(y.round(), condition, level), source.g_s(y.round(), condition), atol=1e-5)
+
+
+def test_files_record_the_level_in_the_model_name(photo, tiny_gain_model_path):
+    data = psic.encode(photo, model=str(tiny_gain_model_path), quality=5)
+    assert psic.inspect(data).model == "tiny-vr-q5"
+    assert psic.decode(data, model=str(tiny_gain_model_path)).size == (90, 70)
+
+
+def test_higher_quality_spends_more_bytes(photo, tiny_gain_model_path):
+    sizes = [len(psic.encode(photo, model=str(tiny_gain_model_path), quality=q)) for q in (1, 8)]
+    assert sizes[0] < sizes[1]
+
+
+def test_each_level_decodes_with_its_own_inverse_gain(photo, tiny_gain_model_path):
+    low = psic.encode(photo, model=str(tiny_gain_model_path), quality=1)
+    high = psic.encode(photo, model=str(tiny_gain_model_path), quality=8)
+    a = np.asarray(psic.decode(low, model=str(tiny_gain_model_path), mode="full"), dtype=float)
+    b = np.asarray(psic.decode(high, model=str(tiny_gain_model_path), mode="full"), dtype=float)
+    assert a.shape == b.shape and not np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("quality", [0, 9])
+def test_quality_outside_the_ladder_is_refused(photo, tiny_gain_model_path, quality):
+    with pytest.raises(ModelNotAvailableError, match="qualities 1-8"):
+        psic.encode(photo, model=str(tiny_gain_model_path), quality=quality)
+
+
+def test_a_one_rate_model_refuses_another_quality(photo):
+    entry = next(m for m in psic.list_models() if m.quality is not None)
+    with pytest.raises(UsageError, match="has quality"):
+        psic.encode(photo, model=entry.name, quality=entry.quality + 1)
+
+
+def test_a_file_naming_a_missing_level_is_refused(photo, tiny_gain_model_path):
+    from psic.format import read_file, write_file
+    from psic.format.records import Header
+
+    parsed = read_file(psic.encode(photo, model=str(tiny_gain_model_path), quality=2))
+    fields = {**parsed.header.__dict__, "model_name": "tiny-vr-q9"}
+    forged = write_file(parsed.__class__(Header(**fields), parsed.z_string, parsed.y_string))
+    with pytest.raises(ModelNotAvailableError, match="tiny-vr-q9"):
+        psic.decode(forged, model=str(tiny_gain_model_path))
+
+
+def test_export_fits_the_quantiles_of_the_entropy_bottleneck(tmp_path, tiny_gain_model_path):
+    from psic.train.checkpoint import model_from_file
+    from psic.train.export import export_weights
+
+    before = float(model_from_file(tiny_gain_model_path).aux_loss())
+    data, aux = export_weights(tiny_gain_model_path, name="tiny-vr")
+    assert aux < before / 2
+    path = tmp_path / "exported.safetensors"
+    path.write_bytes(data)
+    image = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    assert psic.decode(psic.encode(image, model=str(path), quality=4), model=str(path)).size == (64, 64)
