@@ -301,3 +301,35 @@ def test_log_lines_average_both_modes_of_the_alternate_schedule(captioned_dir, t
     record = json.loads(lines[0])
     assert record["step"] == 2
     assert {"psnr_full", "psnr_protected", "bpp", "loss", "seconds"} <= set(record)
+
+
+def test_jpeg_stand_in_matches_pillows_jpeg_and_passes_gradients():
+    import io
+
+    from PIL import Image
+
+    from psic.train.robustness import jpeg
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:64, 0:64]
+    smooth = np.stack([xx * 3, yy * 3, (xx + yy) * 1.5], axis=-1) + rng.normal(0, 6, (64, 64, 3))
+    image = np.clip(smooth, 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, "JPEG", quality=75)
+    reference = np.asarray(Image.open(buffer), dtype=np.float64)
+    x = (torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255).requires_grad_(True)
+    ours = jpeg(x, 75)
+    ours.sum().backward()
+    ours_pixels = ours[0].permute(1, 2, 0).detach().numpy() * 255
+    original = image.astype(np.float64)
+    error_vs_pillow = np.mean((ours_pixels - reference) ** 2)
+    assert error_vs_pillow < np.mean((reference - original) ** 2) / 2  # closer to Pillow's decode than JPEG is to the input
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+def test_attack_trains_through_the_configured_transforms(captioned_dir, tiny_vlp, tmp_path):
+    trainer = Trainer(settings(captioned_dir, attack_transforms=["jpeg75", "half"]), tmp_path, vlp=tiny_vlp)
+    record = trainer.train_step()
+    assert math.isfinite(record["loss"]) and "attack" in record
+    with pytest.raises(ValueError, match="attack_transforms"):
+        settings(captioned_dir, attack_transforms=["blur"])

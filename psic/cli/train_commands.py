@@ -81,6 +81,45 @@ def export(checkpoint: str, output: str, name: str, quality: int | None, fp32: b
     click.echo(hashlib.sha256(data).hexdigest())
 
 
+@train.command("segment", short_help="Train the next segment of a training chain.")
+@click.option("--chain", "chain_file", default="training/chain.json", show_default=True, metavar="JSON",
+              help="The chain: model, weights file, stage settings.")
+@click.option("--out", "out_dir", required=True, metavar="DIR", help="Run folders, exported weights and segment.json go here (resumable).")
+@click.option("--minutes", type=click.FloatRange(min=1), required=True, help="Wall time of the segment, both stages.")
+@click.option("--captioned", metavar="DIR", help="Image-caption set (captions.tsv + images/).")
+@click.option("--folder", metavar="DIR", help="Caption-less image folder for rate-distortion.")
+@click.option("--pack", metavar="NPZ", help="A data pack (psic train pack) instead of --captioned/--folder.")
+@click.option("--text-cache", metavar="PATH", help="Keep the target's caption features in PATH between runs.")
+@click.option("--device", default="cpu", show_default=True, metavar="cpu|cuda", help="Training device.")
+def segment(chain_file: str, out_dir: str, minutes: float, captioned: str | None, folder: str | None,
+            pack: str | None, text_cache: str | None, device: str) -> None:
+    """Stage 1 then stage 2 from the chain's current weights, then export; prints the segment record."""
+    from psic.train.chain import run_segment
+
+    data = {"captioned": captioned, "folder": folder, "pack": pack, "text_cache": text_cache}
+    try:
+        record = run_segment(chain_file, out_dir, minutes, data, device=device, log=_log_without_progress_bar)
+    except (OSError, ValueError, TypeError) as exc:
+        raise UsageError(f"cannot run the segment: {exc}") from None
+    click.echo(json.dumps(record))
+
+
+@train.command("adopt", short_help="Make a finished segment the chain's shipped weights.")
+@click.argument("out_dir", metavar="DIR")
+@click.option("--chain", "chain_file", default="training/chain.json", show_default=True, metavar="JSON")
+@click.option("--registry", default="psic/weights/registry.json", show_default=True, metavar="JSON",
+              help="Registry whose entry gets the new sha256.")
+def adopt(out_dir: str, chain_file: str, registry: str) -> None:
+    """Copy the segment's weights over the chain's file, update the registry and append the chain log."""
+    from psic.train.chain import adopt_segment
+
+    try:
+        record = adopt_segment(chain_file, out_dir, registry)
+    except (OSError, ValueError, KeyError) as exc:
+        raise UsageError(f"cannot adopt {out_dir}: {exc}") from None
+    click.echo(record["sha256"])
+
+
 @train.command("surrogate", short_help="Train a CLIP-style surrogate target model.")
 @click.option("--data", "data_root", required=True, metavar="DIR", help="Image-caption set (captions.tsv + images/).")
 @click.option("-o", "--output", required=True, metavar="OUT", help="Weights file to write (.safetensors; metrics go to OUT.json).")

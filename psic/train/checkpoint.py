@@ -20,6 +20,7 @@ def save_checkpoint(path: Path, trainer) -> None:
         "aux_optimizer": trainer.aux_optimizer.state_dict(),
         "scheduler": trainer.scheduler.state_dict(),
         "step": trainer.step,
+        "elapsed": trainer.training_seconds(),
         "settings": asdict(trainer.settings),
         "numpy_rng": trainer.rng.bit_generator.state,
         "torch_rng": torch.get_rng_state(),
@@ -73,4 +74,5 @@ def load_checkpoint(path: Path, trainer) -> int:
     trainer.scheduler.load_state_dict(state["scheduler"])
     trainer.rng.bit_generator.state = state["numpy_rng"]
     torch.set_rng_state(state["torch_rng"])
+    trainer.elapsed_before = float(state.get("elapsed", 0.0))
     return int(state["step"])

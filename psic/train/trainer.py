@@ -29,7 +29,7 @@ from psic.codec.network import (
     Architecture,
     ConditionalHyperprior,
 )
-from psic.train import distributed, losses
+from psic.train import distributed, losses, robustness
 from psic.train.batches import Batch, ImagePool, concat
 from psic.train.checkpoint import load_checkpoint, load_initial_parameters, save_checkpoint
 from psic.train.data import image_folder, read_captioned, split
@@ -57,6 +57,7 @@ class TrainSettings:
     objective: str = "uaeo"  # or "naive"
     schedule: str = "mixed"  # "mixed": per-sample beta; "alternate": whole iterations by mode
     cosine_weight: float = 10.0
+    attack_transforms: list[str] = field(default_factory=lambda: ["none"])  # one drawn per step (robustness.TRANSFORMS)
     steps: int = 10000
     batch_size: int = 8
     folder_batch: int = 4
@@ -94,6 +95,9 @@ class TrainSettings:
             raise ValueError(f"crop must be a multiple of {DOWNSAMPLING}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             raise TypeError("seed must be an int")
+        unknown = sorted(set(self.attack_transforms) - set(robustness.TRANSFORMS))
+        if unknown or not self.attack_transforms:
+            raise ValueError(f"attack_transforms must be a non-empty list of {', '.join(robustness.TRANSFORMS)}")
         if not 0 <= self.levels <= len(QUALITY_LAMBDAS):
             raise ValueError(f"levels must be 0 (one rate) or 1..{len(QUALITY_LAMBDAS)}")
         if self.captioned is None and self.folder is None:
@@ -120,6 +124,8 @@ class Trainer:
         self.optimizer, self.aux_optimizer = self._optimizers()
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, settings.lr_milestones, gamma=0.1)
         self.step = 0
+        self.elapsed_before = 0.0  # training seconds of earlier processes of this run (resumes add up)
+        self.started: float | None = None  # when this process's fit() began
         if settings.init and not (self.run_dir / "last.pt").exists():
             load_initial_parameters(self.model, settings.init)
         self._freeze_for_stage()
@@ -260,7 +266,8 @@ class Trainer:
 
     def _attack(self, protected_images, original_images, caption_index):
         text = self.text_features[caption_index]
-        protected = self.vlp.encode_image(protected_images)
+        transform = self.settings.attack_transforms[int(self.rng.integers(len(self.settings.attack_transforms)))]
+        protected = self.vlp.encode_image(robustness.apply(transform, protected_images))
         with torch.no_grad():
             clean = self.vlp.encode_image(original_images)
         terms = losses.attack_terms(protected, clean, text, self.settings.objective)
@@ -283,7 +290,7 @@ class Trainer:
             (self.run_dir / "settings.json").write_text(json.dumps(asdict(s), indent=2) + "\n")
         progress = _progress(s.steps, self.step) if lead else None
         window = _Window()
-        start = time.time()
+        start = self.started = time.time()
         with open(self.run_dir / "log.jsonl", "a", encoding="utf-8") if lead else open(os.devnull, "w") as log_file:
             deadline = None if s.max_minutes is None else start + 60 * s.max_minutes
             while self.step < s.steps:
@@ -295,7 +302,7 @@ class Trainer:
                     progress.update(1)
                     progress.set_postfix(_postfix(record))
                 if self.step % s.log_every == 0:
-                    summary = window.pop(step=self.step, seconds=round(time.time() - start, 1))
+                    summary = window.pop(step=self.step, seconds=round(self.training_seconds(), 1))
                     log_file.write(json.dumps(summary) + "\n")
                     log_file.flush()
                     if log is not None and lead:
@@ -306,6 +313,11 @@ class Trainer:
                 save_checkpoint(self.run_dir / "last.pt", self)
         if progress is not None:
             progress.close()
+
+
+    def training_seconds(self) -> float:
+        """Training seconds of this run so far, over every resume."""
+        return self.elapsed_before + (time.time() - self.started if self.started is not None else 0.0)
 
 
 class _Window:

@@ -1,0 +1,160 @@
+"""A training chain: segments that each resume from the last shipped weights, so that
+training time adds up over sessions and machines.
+
+The state that survives between segments is the shipped weights file itself (fp16, with
+fp32 entropy models) and the chain's log. A segment is a warm restart: stage 1 (every
+parameter) starts from those weights with fresh optimizer moments, stage 2 (decoder and
+CLTG) follows, and the export becomes the next shipped file. Adam's moments rebuild within
+a few hundred steps, far less than a segment, so nothing else needs committing.
+
+``training/chain.json`` names the model, its weights file, where the very first segment
+starts from, and the two stages' settings files; ``training/segments.jsonl`` gets one line
+per adopted segment (steps, seconds, hardware, the last training figures).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from psic.machine import cpu_model
+from psic.train.export import export_weights
+from psic.train.trainer import Trainer, TrainSettings
+
+SEGMENT_RECORD = "segment.json"
+
+
+@dataclass(frozen=True)
+class ChainPlan:
+    """What ``chain.json`` holds; paths are relative to the folder the chain is run from."""
+
+    model: str  # registry name of the gain network the chain trains
+    weights: str  # its shipped weights file: each segment starts from it
+    start: str  # what the first segment starts from, when ``weights`` does not exist yet
+    stage1: str  # TrainSettings JSON of stage 1 (relative to chain.json)
+    stage2: str  # and of stage 2
+    stage2_share: float = 0.2  # share of a segment's minutes spent in stage 2
+    log: str = "segments.jsonl"  # relative to chain.json
+
+    @classmethod
+    def read(cls, path: str | os.PathLike) -> ChainPlan:
+        with open(path, encoding="utf-8") as f:
+            values = json.load(f)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"{path}: unknown chain settings {', '.join(unknown)}")
+        plan = cls(**values)
+        if not 0 < plan.stage2_share < 1:
+            raise ValueError(f"{path}: stage2_share must be between 0 and 1")
+        return plan
+
+    def stage_settings(self, chain_file: Path, stage: int) -> dict:
+        with open(chain_file.parent / (self.stage1 if stage == 1 else self.stage2), encoding="utf-8") as f:
+            return json.load(f)
+
+    def history(self, chain_file: Path) -> list[dict]:
+        log = chain_file.parent / self.log
+        if not log.exists():
+            return []
+        return [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def hardware(device: str) -> str:
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name()} (CUDA)"
+    return f"{cpu_model()}, {torch.get_num_threads()} threads"
+
+
+def run_segment(
+    chain_file: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    minutes: float,
+    data: dict,
+    *,
+    device: str = "cpu",
+    log: Callable[[dict], None] | None = None,
+) -> dict:
+    """Train one segment into ``out_dir`` (resumable) and export its weights there; returns its record.
+
+    ``data`` holds the TrainSettings data fields (captioned, folder, text_cache, target_weights).
+    """
+    chain_file, out = Path(chain_file), Path(out_dir)
+    plan = ChainPlan.read(chain_file)
+    index = len(plan.history(chain_file)) + 1
+    init = plan.weights if Path(plan.weights).exists() else plan.start
+    stage_minutes = {1: minutes * (1 - plan.stage2_share), 2: minutes * plan.stage2_share}
+    stages = {}
+    for stage in (1, 2):
+        values = {**plan.stage_settings(chain_file, stage), **data}
+        values.update(
+            stage=stage, device=device, max_minutes=stage_minutes[stage], seed=1000 * index + stage,
+            init=init if stage == 1 else str(out / "stage1" / "last.pt"),
+        )
+        trainer = Trainer(TrainSettings(**values), out / f"stage{stage}")
+        trainer.fit(log=log)
+        stages[f"stage{stage}"] = {"steps": trainer.step, "seconds": round(trainer.training_seconds()),
+                                   "last_log": _last_log(out / f"stage{stage}" / "log.jsonl")}
+    weights, aux = export_weights(out / "stage2" / "last.pt", name=plan.model)
+    (out / f"{plan.model}.safetensors").write_bytes(weights)
+    record = {
+        "segment": index,
+        "finished": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+        "started_from": _short_sha(Path(init)),
+        "hardware": hardware(device),
+        "device": device,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        **stages,
+        "aux_loss": round(aux, 3),
+        "sha256": hashlib.sha256(weights).hexdigest(),
+    }
+    (out / SEGMENT_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return record
+
+
+def adopt_segment(chain_file: str | os.PathLike, out_dir: str | os.PathLike, registry: str | os.PathLike) -> dict:
+    """Make a finished segment the chain's state: its weights become the shipped file, its record a log line."""
+    chain_file, out = Path(chain_file), Path(out_dir)
+    plan = ChainPlan.read(chain_file)
+    record = json.loads((out / SEGMENT_RECORD).read_text(encoding="utf-8"))
+    source = out / f"{plan.model}.safetensors"
+    if hashlib.sha256(source.read_bytes()).hexdigest() != record["sha256"]:
+        raise ValueError(f"{source} does not match its segment record")
+    tmp = Path(plan.weights + ".tmp")
+    shutil.copyfile(source, tmp)
+    os.replace(tmp, plan.weights)
+    _register(Path(registry), plan.model, record["sha256"])
+    with open(chain_file.parent / plan.log, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+    return record
+
+
+def _register(registry: Path, name: str, sha256: str) -> None:
+    values = json.loads(registry.read_text(encoding="utf-8"))
+    entry = next((m for m in values["models"] if m["name"] == name), None)
+    if entry is None:
+        raise ValueError(f"{registry} has no entry {name!r}; add it before adopting a segment")
+    entry["sha256"] = sha256
+    tmp = registry.with_name(registry.name + ".tmp")
+    tmp.write_text(json.dumps(values, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, registry)
+
+
+def _last_log(path: Path) -> dict:
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    return json.loads(lines[-1]) if lines else {}
+
+
+def _short_sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:8]
