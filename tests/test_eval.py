@@ -101,9 +101,11 @@ def _check_report(report: dict, targets: int) -> None:
         for recall in target["recall"].values():
             assert set(recall) == {f"{d}_R@{k}" for d in ("i2t", "t2i") for k in (1, 5, 10)}
             assert all(0 <= value <= 100 for value in recall.values())
-        for key in ("asr", "asr_jpeg", "asr_vs_original", "full_r1_pct_of_original"):
+        attacks = [name for name, _, _ in privacy.ATTACKS]
+        assert {"asr", "asr_jpeg", "asr_half", "asr_vs_original", "asr_vs_webp"} <= set(attacks)
+        for key in (*attacks, "full_r1_pct_of_original"):
             assert set(target[key]) == {"i2t", "t2i"}
-        for key in ("asr", "asr_jpeg", "asr_vs_original"):
+        for key in attacks:
             assert all(v is None or math.isnan(v) or 0 <= v <= 100 for v in target[key].values())
 
 
@@ -136,13 +138,29 @@ def test_cli_eval_rd_prints_a_table_and_writes_json(image_dir, tiny_model_path, 
     args = ["eval", "rd", "-m", tiny_model_path, "--images", image_dir, "--device", "cpu", "--json", out]
     result = CliRunner().invoke(cli, [str(a) for a in args])
     assert result.exit_code == 0, (result.output, result.exception)
-    for label in ("PSIC full", "PSIC protected", *rd.BASELINES):
+    for label in ("full", "protected", "JPEG", "WebP", "AVIF"):
         assert label in result.stdout
     report = json.loads(out.read_text(), parse_constant=pytest.fail)
-    assert report["summary"]["images"] == 2 and len(report["psic"]) == 2
-    assert set(report["baselines"]) == set(report["curves"]) == set(rd.BASELINES)
+    (level,) = report["levels"]  # a one-rate model has one point
+    assert level["quality"] is None and level["summary"]["images"] == 2 and len(level["psic"]) == 2
+    assert set(level["baselines"]) == set(report["curves"]) == set(rd.BASELINES)
     again = CliRunner().invoke(cli, [str(a) for a in args])
     assert again.exit_code == 3 and "exists" in again.stderr
+
+
+def test_cli_eval_rd_of_a_ladder_reports_bd_rates_and_plots(image_dir, tiny_gain_model_path, tmp_path):
+    out, plot = tmp_path / "rd.json", tmp_path / "rd.png"
+    args = ["eval", "rd", "-m", tiny_gain_model_path, "-q", "1", "-q", "8", "--images", image_dir,
+            "--device", "cpu", "--json", out, "--plot", plot]
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert "BD-rate of PSIC full" in result.stdout
+    report = json.loads(out.read_text())
+    assert [level["quality"] for level in report["levels"]] == [1, 8]
+    assert report["levels"][0]["summary"]["bpp"] < report["levels"][1]["summary"]["bpp"]
+    assert set(report["bd_rate"]) == {"full", "protected"}
+    with Image.open(plot) as image:
+        assert image.format == "PNG" and image.width > 300
 
 
 def test_cli_eval_privacy(captioned_dir, tiny_model_path, tiny_vlp, monkeypatch, tmp_path):
@@ -164,3 +182,19 @@ def test_eval_help_does_not_import_torch():
     )
     proc = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_bd_rate_of_a_curve_shifted_to_half_the_rate_is_minus_50_percent():
+    from psic.eval.bd_rate import bd_rate
+
+    anchor = [(0.2, 28.0), (0.4, 31.0), (0.8, 34.0), (1.6, 37.0)]
+    half = [(r / 2, p) for r, p in anchor]
+    assert bd_rate(anchor, half) == pytest.approx(-50.0, abs=1e-6)
+    assert bd_rate(half, anchor) == pytest.approx(100.0, abs=1e-6)
+    assert bd_rate(anchor, anchor) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_bd_rate_is_nan_without_overlapping_quality():
+    from psic.eval.bd_rate import bd_rate
+
+    assert math.isnan(bd_rate([(0.1, 20.0), (0.2, 22.0)], [(1.0, 35.0), (2.0, 38.0)]))

@@ -27,6 +27,8 @@ def eval_group() -> None:
 
 @eval_group.command(short_help="Rate-distortion of PSIC against JPEG, WebP and AVIF.")
 @click.option("-m", "--model", metavar="NAME|PATH", help=_MODEL_HELP)
+@click.option("-q", "--quality", "qualities", type=click.IntRange(min=1), multiple=True,
+              help="Quality level to evaluate (repeatable). Default: every level of the model.")
 @click.option(
     "--images",
     required=True,
@@ -35,42 +37,51 @@ def eval_group() -> None:
 )
 @click.option("--device", metavar="cpu|cuda", help=_DEVICE_HELP)
 @click.option("--json", "json_name", metavar="OUT", help=_JSON_HELP)
+@click.option("--plot", "plot_name", metavar="PNG", help="Also write the RD curves as a PNG plot.")
 @click.option("-f", "--force", is_flag=True, help=_FORCE_HELP)
-def rd(model: str | None, images: str, device: str | None, json_name: str | None, force: bool) -> None:
-    """Encode every image in --images to a real .psic file and decode it both ways; code each image with
-    JPEG, WebP and AVIF at the largest quality whose file is no larger than PSIC's (per image), and print
-    the mean bpp and PSNR (8-bit RGB). Average fixed-quality curves of the baselines go into the JSON.
+def rd(model: str | None, qualities: tuple[int, ...], images: str, device: str | None, json_name: str | None,
+       plot_name: str | None, force: bool) -> None:
+    """Encode every image in --images to a real .psic file at each level and decode it both ways; code each
+    image with JPEG, WebP and AVIF at the largest quality whose file is no larger than PSIC's (per image), and
+    print the mean bpp and PSNR (8-bit RGB) per level. Over the ladder, print the BD-rate of PSIC's full and
+    protected curves against each baseline's average fixed-quality curve (negative: PSIC needs fewer bits).
     """
     from psic.eval import rate_distortion as rdm
     from psic.train.data import image_folder
 
-    if json_name is not None:
-        output.check_output(json_name, force=force)
+    for name in (json_name, plot_name):
+        if name is not None:
+            output.check_output(name, force=force)
     paths = image_folder(images)
     if not paths:
         raise UsageError(f"no images (.png, .jpg, .jpeg, .webp, .bmp) in {output.display_name(images)}")
-    with output.status(f"evaluating {len(paths)} images"):
-        psic_rows = rdm.evaluate_psic(model, paths, device)
-        matched = rdm.match_psic(paths, psic_rows)
-        curves = {codec: rdm.codec_curve(paths, codec) for codec in rdm.BASELINES}
-    summary = rdm.summarize(psic_rows, matched, curves)
+    levels = list(qualities) or rdm.ladder_qualities(model)
+    with output.status(f"evaluating {len(paths)} images at {len(levels)} levels"):
+        report = rdm.evaluate_ladder(model, paths, levels, device)
     err = json_name is not None and output.is_stdio(json_name)
-    click.echo(
-        f"{summary['images']} images, model {model or '(default)'}; baselines matched per image to PSIC's bpp", err=err
-    )
-    rows = [
-        ("codec", "bpp", "PSNR dB", "note"),
-        ("PSIC full", f"{summary['bpp']:.4f}", f"{summary['psnr_full']:.2f}", ""),
-        ("PSIC protected", f"{summary['bpp']:.4f}", f"{summary['psnr_protected']:.2f}", ""),
-    ]
-    for codec, figures in summary["baselines"].items():
-        note = f"{figures['over_target']} images above PSIC's bpp even at quality 1" if figures["over_target"] else ""
-        rows.append((codec, f"{figures['bpp']:.4f}", f"{figures['psnr']:.2f}", note))
+    click.echo(f"{len(paths)} images, model {model or '(default)'}; baselines matched per image to PSIC's bpp; "
+               "PSNR in dB", err=err)
+    rows = [("quality", "bpp", "full", "protected", "full-prot", *(c.replace("WEBP", "WebP") for c in rdm.BASELINES))]
+    for level in report["levels"]:
+        summary = level["summary"]
+        rows.append((
+            "-" if level["quality"] is None else str(level["quality"]),
+            f"{summary['bpp']:.4f}", f"{summary['psnr_full']:.2f}", f"{summary['psnr_protected']:.2f}",
+            f"{summary['psnr_full'] - summary['psnr_protected']:.2f}",
+            *(f"{summary['baselines'][c]['psnr']:.2f}" for c in rdm.BASELINES),
+        ))
     _echo_table(rows, err)
-    click.echo(f"PSNR full vs protected: {summary['psnr_full_vs_protected']:.2f} dB", err=err)
+    if len(levels) > 1:
+        for mode, figures in report["bd_rate"].items():
+            text = ", ".join(f"{c.replace('WEBP', 'WebP')} {v:+.1f} %" for c, v in figures.items())
+            click.echo(f"BD-rate of PSIC {mode}: {text}", err=err)
+    if plot_name is not None:
+        from psic.eval.plot import rd_plot_png
+
+        title = f"{model or 'default model'} on {output.display_name(images)} ({len(paths)} images)"
+        output.write_output(plot_name, rd_plot_png(report, title), force=force)
     if json_name is not None:
-        report = {"model": model, "folder": images, "summary": summary, "psic": psic_rows, "baselines": matched}
-        _write_json(json_name, {**report, "curves": curves}, force)
+        _write_json(json_name, {"model": model, "folder": images, **report}, force)
 
 
 @eval_group.command(short_help="Retrieval and attack success rate against target models.")
@@ -91,6 +102,7 @@ def rd(model: str | None, images: str, device: str | None, json_name: str | None
     help="Target model (repeatable): a shipped surrogate, NAME=WEIGHTS for a surrogate with other weights, "
     "or an open_clip NAME:PRETRAINED.",
 )
+@click.option("-q", "--quality", type=click.IntRange(min=1), help="Quality level of a gain network (default: 3).")
 @click.option("--val-count", type=click.IntRange(min=1), default=1000, show_default=True, help="Size of the split.")
 @click.option("--limit", type=click.IntRange(min=1), help="Use only the first N validation images (quick runs).")
 @click.option("--jpeg-quality", type=click.IntRange(1, 100), default=75, show_default=True, help="JPEG re-save.")
@@ -99,6 +111,7 @@ def rd(model: str | None, images: str, device: str | None, json_name: str | None
 @click.option("-f", "--force", is_flag=True, help=_FORCE_HELP)
 def privacy(
     model: str | None,
+    quality: int | None,
     data: str,
     targets: tuple[str, ...],
     val_count: int,
@@ -125,7 +138,7 @@ def privacy(
         raise UsageError(str(exc)) from None
     with output.status("evaluating"):
         report = evaluate_retrieval(
-            model, [_target_spec(t) for t in targets], data, val_count, limit, jpeg_quality, device
+            model, [_target_spec(t) for t in targets], data, val_count, limit, jpeg_quality, device, quality=quality
         )
     click.echo(
         f"{report['images']} images, {report['captions']} captions; {report['bpp']:.4f} bpp, "
@@ -140,7 +153,9 @@ def privacy(
         rows += [
             ("ASR full->protected", _pair(**target["asr"]), "", ""),
             (f"ASR full->protected+JPEG{jpeg_quality}", _pair(**target["asr_jpeg"]), "", ""),
+            ("ASR full->protected, 0.5x", _pair(**target["asr_half"]), "", ""),
             ("ASR original->protected", _pair(**target["asr_vs_original"]), "", ""),
+            ("ASR WebP@bpp->protected (stand-in)", _pair(**target["asr_vs_webp"]), "", ""),
             ("full R@1 % of original", _pair(**target["full_r1_pct_of_original"]), "", ""),
         ]
         _echo_table(rows, err)

@@ -37,6 +37,7 @@ def train() -> None:
 @click.option("--seed", type=int, help="Random seed (an integer).")
 @click.option("--captioned", metavar="DIR", help="Image-caption set (captions.tsv + images/).")
 @click.option("--folder", metavar="DIR", help="Caption-less image folder for rate-distortion.")
+@click.option("--pack", metavar="NPZ", help="A data pack (psic train pack) instead of --captioned/--folder.")
 @click.option("--target", metavar="SPEC", help="Target VLP: psic-surrogate, or NAME:PRETRAINED (open_clip).")
 @click.option("--target-weights", metavar="PATH", help="Weights file for a surrogate target.")
 @click.option("--init", metavar="CKPT", help="Start from the parameters of a checkpoint (last.pt) or an exported .safetensors.")
@@ -91,12 +92,14 @@ def export(checkpoint: str, output: str, name: str, quality: int | None, fp32: b
 @click.option("--pack", metavar="NPZ", help="A data pack (psic train pack) instead of --captioned/--folder.")
 @click.option("--text-cache", metavar="PATH", help="Keep the target's caption features in PATH between runs.")
 @click.option("--device", default="cpu", show_default=True, metavar="cpu|cuda", help="Training device.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=JSON",
+              help="Override a setting of both stages, e.g. --set batch_size=64 (repeatable).")
 def segment(chain_file: str, out_dir: str, minutes: float, captioned: str | None, folder: str | None,
-            pack: str | None, text_cache: str | None, device: str) -> None:
+            pack: str | None, text_cache: str | None, device: str, overrides: tuple[str, ...]) -> None:
     """Stage 1 then stage 2 from the chain's current weights, then export; prints the segment record."""
     from psic.train.chain import run_segment
 
-    data = {"captioned": captioned, "folder": folder, "pack": pack, "text_cache": text_cache}
+    data = {"captioned": captioned, "folder": folder, "pack": pack, "text_cache": text_cache, **_overrides(overrides)}
     try:
         record = run_segment(chain_file, out_dir, minutes, data, device=device, log=_log_without_progress_bar)
     except (OSError, ValueError, TypeError) as exc:
@@ -118,6 +121,35 @@ def adopt(out_dir: str, chain_file: str, registry: str) -> None:
     except (OSError, ValueError, KeyError) as exc:
         raise UsageError(f"cannot adopt {out_dir}: {exc}") from None
     click.echo(record["sha256"])
+
+
+@train.command("pack", short_help="Pack training data into one small file for a GPU machine.")
+@click.option("-o", "--output", required=True, metavar="NPZ", help="Pack file to write.")
+@click.option("--captioned", metavar="DIR", help="Image-caption set (captions.tsv + images/).")
+@click.option("--folder", metavar="DIR", help="Caption-less image folder for rate-distortion.")
+@click.option("--target", default="psic-surrogate", show_default=True, metavar="NAME", help="Shipped surrogate whose caption features the pack holds.")
+@click.option("--images", type=click.IntRange(min=1), default=3000, show_default=True, help="Captioned images kept.")
+@click.option("--size", type=click.IntRange(min=64), default=128, show_default=True, help="Side captioned images are resized to.")
+@click.option("--quality", type=click.IntRange(1, 100), default=85, show_default=True, help="JPEG quality inside the pack.")
+@click.option("-f", "--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
+def pack(output: str, captioned: str | None, folder: str | None, target: str, images: int, size: int,
+         quality: int, force: bool) -> None:
+    """JPEG-coded images and the target's caption features (fp16); prints the file size."""
+    import os
+
+    from psic.codec.weights import file_sha256
+    from psic.train.pack import PackSettings, build_pack, save_pack
+    from psic.vlp import load_vlp
+    from psic.vlp.loading import surrogate_weights_path
+
+    if not captioned and not folder:
+        raise UsageError("give --captioned, --folder or both")
+    check_output(output, force=force)
+    vlp = load_vlp(target) if captioned else None
+    sha = file_sha256(surrogate_weights_path(target, None))
+    arrays = build_pack(captioned, folder, vlp, target, sha, PackSettings(images=images, size=size, quality=quality))
+    save_pack(output, arrays)
+    click.echo(f"{output}: {os.path.getsize(output) / 2**20:.1f} MiB")
 
 
 @train.command("surrogate", short_help="Train a CLIP-style surrogate target model.")
@@ -146,6 +178,19 @@ def surrogate(data_root: str, output: str, name: str, epochs: int, batch_size: i
     write_output(output, weights, force=force)
     write_output(report_name, (json.dumps(report, indent=2) + "\n").encode(), force=force)
     click.echo(json.dumps(report["validation"]))
+
+
+def _overrides(pairs: tuple[str, ...]) -> dict:
+    values = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--set needs KEY=VALUE, got {pair!r}")
+        try:
+            values[key] = json.loads(text)
+        except json.JSONDecodeError:
+            values[key] = text
+    return values
 
 
 def _read_config(path: str | None) -> dict:

@@ -1,16 +1,19 @@
 """Privacy: image-text retrieval on the Flickr8k validation split, and the attack success rate.
 
 Every validation photo is encoded once into a real ``.psic`` file (no keywords) and that
-file is decoded both ways. Four galleries are compared: the originals, the full decodes,
-the protected decodes, and the protected decodes re-saved as JPEG (in memory).
+file is decoded both ways. Six galleries are compared: the originals, the full decodes, the
+protected decodes, the protected decodes re-saved as JPEG and downscaled 0.5x (as a platform
+might), and WebP at the PSIC file's bpp.
 
-ASR (%) follows the task definition: among the pairs the full decode gets right at R@1,
-the share the protected decode gets wrong; i2t counts images, t2i counts captions.
+An ASR (%) is, among the pairs a reference gallery gets right at R@1, the share the attacked
+gallery gets wrong; i2t counts images, t2i counts captions. References: the full decode
+(what the keyword holder sees), the original, and WebP at equal rate: the paper measures
+against a separately trained codec without PSIC at the same rate, for which WebP is a cheap
+stand-in (labelled so in every report).
 """
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from psic import imageio
-from psic.eval.rate_distortion import bits_per_pixel, psic_round_trip, psnr
+from psic.eval.rate_distortion import bits_per_pixel, decode_baseline, encode_baseline, match_bpp, psic_round_trip, psnr
 from psic.train.data import CaptionedImages, read_captioned, split
 
 if TYPE_CHECKING:
@@ -29,12 +32,14 @@ if TYPE_CHECKING:
 
     from psic.vlp import VisionLanguageModel
 
-GALLERIES = ("original", "full", "protected", "protected_jpeg")
+GALLERIES = ("original", "full", "protected", "protected_jpeg", "protected_half", "webp_matched")
 # (name, reference gallery, attacked gallery)
 ATTACKS = (
     ("asr", "full", "protected"),
     ("asr_jpeg", "full", "protected_jpeg"),
+    ("asr_half", "full", "protected_half"),
     ("asr_vs_original", "original", "protected"),
+    ("asr_vs_webp", "webp_matched", "protected"),
 )
 TargetSpec = Union[str, tuple[str, str | os.PathLike], "VisionLanguageModel"]
 
@@ -70,22 +75,27 @@ def build_galleries(
     image_paths: Sequence[str | os.PathLike],
     jpeg_quality: int = 75,
     device: str | None = "cpu",
+    quality: int | None = None,
 ) -> Galleries:
-    """Encode each image once and decode the file in both modes; JPEG-re-save the protected decode."""
+    """Encode each image once, decode the file in both modes, and derive the other galleries."""
     images: dict[str, list[np.ndarray]] = {name: [] for name in GALLERIES}
     file_bytes = []
     for path in image_paths:
         original, _ = imageio.load_image(path)
-        data, full, protected = psic_round_trip(original, model_spec, device)
-        buffer = io.BytesIO()
-        Image.fromarray(protected).save(buffer, format="JPEG", quality=jpeg_quality)
-        buffer.seek(0)
-        with Image.open(buffer) as jpeg:
-            resaved = np.asarray(jpeg.convert("RGB"))
-        for name, image in zip(GALLERIES, (original, full, protected, resaved)):
+        data, full, protected = psic_round_trip(original, model_spec, device, quality)
+        resaved = decode_baseline(encode_baseline(protected, "JPEG", jpeg_quality))
+        half = np.asarray(Image.fromarray(protected).reduce(2))
+        webp = _webp_at(original, bits_per_pixel(len(data), original))
+        for name, image in zip(GALLERIES, (original, full, protected, resaved, half, webp)):
             images[name].append(image)
         file_bytes.append(len(data))
     return Galleries(images, file_bytes)
+
+
+def _webp_at(original: np.ndarray, bpp: float) -> np.ndarray:
+    """WebP's decode at the largest quality whose file is no larger than ``bpp``."""
+    quality = match_bpp(original, "WEBP", bpp)["quality"]
+    return decode_baseline(encode_baseline(original, "WEBP", quality))
 
 
 def evaluate_retrieval(
@@ -98,6 +108,7 @@ def evaluate_retrieval(
     device: str | None = "cpu",
     galleries: Galleries | None = None,
     batch_size: int = 64,
+    quality: int | None = None,
 ) -> dict:
     """R@1/5/10 both ways for the four galleries, and ASRs, against each target model.
 
@@ -108,11 +119,12 @@ def evaluate_retrieval(
     val = validation_set(data_root, val_count, limit)
     if galleries is None:
         paths = [val.image_path(i) for i in range(len(val.names))]
-        galleries = build_galleries(model_spec, paths, jpeg_quality, device)
+        galleries = build_galleries(model_spec, paths, jpeg_quality, device, quality)
     if len(galleries.file_bytes) != len(val.names):
         raise ValueError(f"galleries hold {len(galleries.file_bytes)} images, the validation set {len(val.names)}")
     return {
         "model": None if model_spec is None else str(model_spec),
+        "quality": quality,
         "data": str(Path(data_root)),
         "images": len(val.names),
         "captions": sum(len(c) for c in val.captions),

@@ -43,25 +43,28 @@ def bits_per_pixel(num_bytes: int, image: np.ndarray) -> float:
 
 
 def psic_round_trip(
-    original: np.ndarray, model_spec: str | os.PathLike | None, device: str | None
+    original: np.ndarray, model_spec: str | os.PathLike | None, device: str | None, quality: int | None = None
 ) -> tuple[bytes, np.ndarray, np.ndarray]:
     """Encode once (no keywords) and decode the real bitstream both ways: (file, full, protected)."""
     from psic import api
 
-    data = api.encode(original, model=model_spec, device=device)
+    data = api.encode(original, model=model_spec, device=device, quality=quality)
     full = np.asarray(api.decode(data, mode="full", model=model_spec, device=device))
     protected = np.asarray(api.decode(data, mode="protected", model=model_spec, device=device))
     return data, full, protected
 
 
 def evaluate_psic(
-    model_spec: str | os.PathLike | None, image_paths: Iterable[str | os.PathLike], device: str | None = "cpu"
+    model_spec: str | os.PathLike | None,
+    image_paths: Iterable[str | os.PathLike],
+    device: str | None = "cpu",
+    quality: int | None = None,
 ) -> list[dict]:
     """Per image: file bytes, bpp, PSNR of the full and protected decodes, and full vs protected."""
     rows = []
     for path in image_paths:
         original, _ = imageio.load_image(path)
-        data, full, protected = psic_round_trip(original, model_spec, device)
+        data, full, protected = psic_round_trip(original, model_spec, device, quality)
         rows.append(
             {
                 "image": Path(path).name,
@@ -198,3 +201,38 @@ def summarize(
             figures["psnr_interp"] = interpolate_psnr(curves[codec], summary["bpp"])
         summary["baselines"][codec] = figures
     return summary
+
+
+def ladder_qualities(model_spec: str | os.PathLike | None) -> list[int | None]:
+    """Every level of a gain network, or the one rate (None) of a one-rate model."""
+    from psic import api
+
+    levels = api.load_model(model_spec, device="cpu").identity.levels
+    return list(range(1, levels + 1)) if levels else [None]
+
+
+def evaluate_ladder(
+    model_spec: str | os.PathLike | None,
+    image_paths: Sequence[str | os.PathLike],
+    qualities: Sequence[int | None],
+    device: str | None = "cpu",
+) -> dict:
+    """Per level: PSIC's rows, the baselines matched per image, the summary; then BD-rates over the ladder.
+
+    BD-rates are against the baselines' average fixed-quality curves (:func:`codec_curve`),
+    for the full and the protected decodes.
+    """
+    from psic.eval.bd_rate import bd_rate
+
+    curves = {codec: codec_curve(image_paths, codec) for codec in BASELINES}
+    levels = []
+    for quality in qualities:
+        rows = evaluate_psic(model_spec, image_paths, device, quality)
+        matched = match_psic(image_paths, rows)
+        levels.append({"quality": quality, "summary": summarize(rows, matched, curves), "psic": rows, "baselines": matched})
+    psic_curves = {
+        mode: [(level["summary"]["bpp"], level["summary"][f"psnr_{mode}"]) for level in levels]
+        for mode in ("full", "protected")
+    }
+    bd = {mode: {codec: bd_rate(curves[codec], curve) for codec in BASELINES} for mode, curve in psic_curves.items()}
+    return {"levels": levels, "curves": curves, "psic_curves": psic_curves, "bd_rate": bd}

@@ -74,6 +74,7 @@ class TrainSettings:
     target_weights: str | None = None
     captioned: str | None = None
     folder: str | None = None
+    pack: str | None = None  # a data pack (psic train pack) instead of captioned/folder
     val_count: int = 1000
     text_cache: str | None = None  # file keeping the target's caption features between runs
     init: str | None = None  # checkpoint or .safetensors whose parameters a new run starts from (stage 2: the stage-1 result)
@@ -100,8 +101,10 @@ class TrainSettings:
             raise ValueError(f"attack_transforms must be a non-empty list of {', '.join(robustness.TRANSFORMS)}")
         if not 0 <= self.levels <= len(QUALITY_LAMBDAS):
             raise ValueError(f"levels must be 0 (one rate) or 1..{len(QUALITY_LAMBDAS)}")
-        if self.captioned is None and self.folder is None:
-            raise ValueError("give a captioned image set, an image folder, or both")
+        if self.pack is not None and (self.captioned or self.folder):
+            raise ValueError("give a data pack or data folders, not both")
+        if self.captioned is None and self.folder is None and self.pack is None:
+            raise ValueError("give a captioned image set, an image folder, or both (or a data pack)")
 
 
 class Trainer:
@@ -137,6 +140,8 @@ class Trainer:
 
     def _data(self):
         s = self.settings
+        if s.pack:
+            return self._pack_data()
         captioned_pool, text_features = None, None
         if s.captioned:
             train_set, _ = split(read_captioned(s.captioned), s.val_count)
@@ -150,6 +155,24 @@ class Trainer:
                 text_features = self._caption_features(captions)
         folder_pool = ImagePool.from_folder(image_folder(s.folder)) if s.folder else None
         return captioned_pool, folder_pool, text_features
+
+    def _pack_data(self):
+        """Pools and caption features from a data pack; the target needs only its image tower."""
+        from psic.codec.weights import file_sha256
+        from psic.train.pack import load_pack
+        from psic.vlp.loading import load_image_tower, surrogate_weights_path
+
+        s = self.settings
+        pack = load_pack(s.pack)
+        features = None
+        if pack.text_features is not None and s.lambda_clip > 0:
+            target_file = surrogate_weights_path(s.target, s.target_weights)
+            if (pack.meta["target"], pack.meta["target_sha256"]) != (s.target, file_sha256(target_file)):
+                raise ValueError(f"{s.pack} holds caption features of another target ({pack.meta['target']})")
+            if self.vlp is None:
+                self.vlp = load_image_tower(s.target, device=self.device, weights=s.target_weights)
+            features = pack.text_features.to(self.device)
+        return pack.captioned, pack.folder, features
 
     def _caption_features(self, captions: list[str]) -> torch.Tensor:
         """Target text features of every caption (frozen target: cached across runs and stages)."""

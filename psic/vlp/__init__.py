@@ -1,6 +1,6 @@
 """Target vision-language models (VLPs) behind one small interface."""
 
-from psic.vlp.loading import load_vlp
+from psic.vlp.loading import load_image_tower, load_vlp
 from psic.vlp.model import VisionLanguageModel
 
-__all__ = ["VisionLanguageModel", "load_vlp"]
+__all__ = ["VisionLanguageModel", "load_image_tower", "load_vlp"]

@@ -28,18 +28,47 @@ def load_vlp(spec: str, *, device: str | torch.device = "cpu", weights: str | os
     return _load_open_clip(name, pretrained).to(device)
 
 
-def _load_surrogate(name: str, weights: str | os.PathLike | None) -> VisionLanguageModel:
+def load_image_tower(spec: str, *, device: str | torch.device = "cpu", weights: str | os.PathLike | None = None) -> VisionLanguageModel:
+    """A shipped surrogate's image tower alone (no text tower, no MiniLM package needed)."""
     from safetensors.torch import load_file
 
+    from psic.vlp import surrogate
+
+    if spec not in SURROGATES:
+        raise ModelNotAvailableError(f"only shipped surrogates load as an image tower, not {spec!r}")
+    path = surrogate_weights_path(spec, weights)
+    model = surrogate.ImageTower(spec)
+    prefix = "visual."
+    state = {k[len(prefix):]: v.float() for k, v in load_file(str(path)).items() if k.startswith(prefix)}
+    model.visual.load_state_dict(state, strict=True)
+    mean, std = surrogate.NORMALIZATION
+    config = surrogate.surrogate_config(spec)
+    return VisionLanguageModel(model, _no_tokenizer, config.image_size, mean, std, spec).to(device)
+
+
+def surrogate_weights_path(name: str, weights: str | os.PathLike | None) -> str | os.PathLike:
+    """The shipped file (sha256-checked) or the file the caller names."""
     from psic.codec.weights import file_sha256
     from psic.vlp import surrogate
 
-    if weights is None:
-        path, expected = surrogate.shipped_weights(name)
-        if file_sha256(path) != expected:
-            raise WeightsMismatchError(f"{path.name} does not match its registered sha256")
-    else:
-        path = weights
+    if weights is not None:
+        return weights
+    path, expected = surrogate.shipped_weights(name)
+    if file_sha256(path) != expected:
+        raise WeightsMismatchError(f"{path.name} does not match its registered sha256")
+    return path
+
+
+def _no_tokenizer(captions):
+    raise ModelNotAvailableError("this target was loaded without its text tower")
+
+
+def _load_surrogate(name: str, weights: str | os.PathLike | None) -> VisionLanguageModel:
+    from safetensors.torch import load_file
+
+    from psic.vlp import surrogate
+
+    path = surrogate_weights_path(name, weights)
     model = surrogate.build_surrogate(name)
     state = {k: v.float() for k, v in load_file(str(path)).items()}
     missing, unexpected = model.load_state_dict(state, strict=False)

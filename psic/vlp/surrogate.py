@@ -15,9 +15,9 @@ from importlib import resources
 from pathlib import Path
 
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
-from open_clip.model import CustomTextCLIP
+from open_clip.model import CLIPVisionCfg, CustomTextCLIP, _build_vision_tower
 from open_clip.tokenizer import HFTokenizer
-from torch import Tensor
+from torch import Tensor, nn
 
 from psic.errors import ModelNotAvailableError
 
@@ -74,6 +74,21 @@ def build_surrogate(name: str) -> CustomTextCLIP:
     model = CustomTextCLIP(EMBED_DIM, config.vision_cfg, text_cfg)
     model.lock_text_tower(unlocked_layers=0, freeze_layer_norm=True)
     return model
+
+
+class ImageTower(nn.Module):
+    """A surrogate's image side alone: what the attack needs when caption features come precomputed.
+
+    It loads without the MiniLM package, so a data pack (``psic train pack``) and this tower
+    are all a GPU machine needs for training.
+    """
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.visual = _build_vision_tower(EMBED_DIM, CLIPVisionCfg(**surrogate_config(name).vision_cfg))
+
+    def encode_image(self, pixels: Tensor) -> Tensor:
+        return self.visual(pixels)
 
 
 class TrimmedTokenizer:
