@@ -43,3 +43,16 @@ def test_shipped_surrogates_match_their_sha256_and_load(name):
 
     features = vlp.encode_image(torch.from_numpy(image))
     assert features.shape[0] == 1 and torch.isfinite(features).all()
+
+
+def test_each_mode_of_the_default_model_decodes_to_its_recorded_pixels():
+    """A swapped or broken mode changes these digests (tests/data/make_mode_digests.py records them)."""
+    from make_mode_digests import DIGESTS, mode_digests
+
+    entry = default_model()
+    recorded = json.loads(DIGESTS.read_text()).get(entry.sha256)
+    assert recorded is not None, f"no digests for {entry.name} {entry.sha256[:8]}: run tests/data/make_mode_digests.py"
+    measured = mode_digests(recorded["quality"])
+    for mode in ("protected", "full"):
+        assert measured[mode]["sha256"] == recorded[mode]["sha256"], mode
+    assert measured["full"]["psnr"] > measured["protected"]["psnr"]
