@@ -20,8 +20,9 @@ import torch
 from torch import Tensor, nn
 
 from psic.codec.cltg import ConditionBiases
-from psic.codec.compressai_parts import GDN, EntropyBottleneck, GaussianConditional
+from psic.codec.entropy_models import EntropyBottleneck, GaussianConditional
 from psic.codec.fixed_point import IntegerHyperSynthesis
+from psic.codec.layers import GDN
 from psic.codec.registry import ModelIdentity
 
 ARCHITECTURE = "conditional-scale-hyperprior"
