@@ -11,13 +11,14 @@ so the decoder knows the level without any field the one-rate models did not hav
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from psic.errors import ModelNotAvailableError
+from psic.errors import ModelNotAvailableError, UsageError
 
 MODEL_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 _LEVEL_NAME = re.compile(r"(?P<base>[a-z0-9][a-z0-9._-]*)-q(?P<quality>[1-9][0-9]?)")
@@ -140,3 +141,24 @@ def default_model() -> ModelEntry:
     if default is None:
         raise ModelNotAvailableError(f"the registry's default model {default_name!r} is not registered")
     return default
+
+
+def resolve_model_path(spec: str | os.PathLike | None, quality: int | None) -> tuple[Path, str | None]:
+    """A registered name, a weights file path, or None for the default: (path, expected sha256).
+
+    ``quality`` must match a one-rate model's; a gain network's level is checked when coding.
+    """
+    if spec is None:
+        entry: ModelEntry | None = default_model()
+    else:
+        entry = find_model(str(spec)) if isinstance(spec, str) else None
+        if entry is None:
+            path = Path(spec)
+            if path.is_file():
+                return path, None
+            if path.suffix == ".safetensors" or path.exists():
+                raise ModelNotAvailableError(f"weights file not found: {path}")
+            raise ModelNotAvailableError(f"no model named {str(spec)!r} is installed and no such file exists")
+    if entry.quality is not None and quality is not None and entry.quality != quality:
+        raise UsageError(f"model {entry.name!r} has quality {entry.quality}, not {quality}")
+    return entry.path, entry.sha256
