@@ -123,8 +123,8 @@ def decode(
 
     Protected by default, full with a keyword that matches a slot. A greyscale source
     decodes to an "L" image; the ICC profile and EXIF the file carries are in
-    ``image.info["icc_profile"]`` and ``image.info["exif"]``, where Pillow's ``save``
-    finds them.
+    ``image.info["icc_profile"]`` (Pillow's ``save`` writes it back by itself) and
+    ``image.info["exif"]`` (pass ``exif=image.info["exif"]`` to ``save``).
     """
     from psic.codec import coding
 

@@ -9,6 +9,7 @@ opening reads only the header; the pixels are decoded (and torch imported) on
 
 from __future__ import annotations
 
+import os
 from typing import IO, Any
 
 from PIL import Image, ImageFile
@@ -20,6 +21,7 @@ FORMAT = "PSIC"
 MIME = "image/x-psic"
 EXTENSION = ".psic"
 _SAVE_OPTIONS = ("keys", "quality", "model", "device", "metadata", "keep_gps")
+_defaults: dict[str, Any] = {}  # model and device given to register_pillow()
 
 
 def _accept(prefix: bytes) -> bool:
@@ -47,7 +49,7 @@ class PsicImageFile(ImageFile.ImageFile):
         if self._pending:
             from psic.api import decode
 
-            self.im = decode(self._data).im
+            self.im = decode(self._data, **_defaults).im
             self._pending = False
         return Image.Image.load(self)
 
@@ -73,12 +75,18 @@ def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
     """``im.save(..., format="PSIC", keys=..., quality=..., model=..., device=..., metadata=...)``."""
     from psic.api import encode
 
-    options = {name: im.encoderinfo[name] for name in _SAVE_OPTIONS if name in im.encoderinfo}
+    options = {**_defaults, **{name: im.encoderinfo[name] for name in _SAVE_OPTIONS if name in im.encoderinfo}}
     fp.write(encode(im, **options))
 
 
-def register_pillow() -> None:
-    """Teach Pillow to open and save ``.psic`` files (idempotent)."""
+def register_pillow(*, model: str | os.PathLike[str] | None = None, device: str | None = None) -> None:
+    """Teach Pillow to open and save ``.psic`` files (calling it again replaces the settings).
+
+    ``model`` (a registered name or a weights file) and ``device`` apply to every open and
+    save; by default a file is decoded with the installed model it names.
+    """
+    _defaults.clear()
+    _defaults.update({name: value for name, value in (("model", model), ("device", device)) if value is not None})
     Image.register_open(FORMAT, PsicImageFile, _accept)
     Image.register_save(FORMAT, _save)
     Image.register_extension(FORMAT, EXTENSION)

@@ -12,6 +12,7 @@ from PIL import Image
 
 import psic
 from psic.errors import (
+    ConversionWarning,
     KeyRequiredError,
     ModelNotAvailableError,
     PsicError,
@@ -105,10 +106,12 @@ def test_any_size_round_trips(tiny_model_path, size):
     assert decode(data, tiny_model_path).shape == (height, width, 3)
 
 
-def test_grayscale_source_mode_is_recorded(tiny_model_path):
+def test_grayscale_source_mode_is_recorded_and_decodes_to_grayscale(tiny_model_path):
     gray = Image.fromarray(np.full((20, 30), 128, dtype=np.uint8), mode="L")
-    info = psic.inspect(psic.encode(gray, model=str(tiny_model_path)))
-    assert info.source_mode == "L"
+    with pytest.warns(ConversionWarning, match="greyscale"):
+        data = psic.encode(gray, model=str(tiny_model_path))
+    assert psic.inspect(data).source_mode == "L"
+    assert psic.decode(data, model=str(tiny_model_path)).mode == "L"
 
 
 def test_inspect_reports_header_without_decoding(encoded, tiny_model_path):
