@@ -139,6 +139,18 @@ class DeviceError(PsicError):
     exit_code = 10
 
 
+class DataError(PsicError):
+    """Training or evaluation data is missing, unreadable or empty."""
+
+    exit_code = 12
+
+
+class MissingExtraError(PsicError):
+    """A command needs an optional dependency that is not installed (``pip install 'psic[train]'``)."""
+
+    exit_code = 13
+
+
 class BatchError(PsicError):
     """Files of a batch failed for different reasons (each is reported on its own line)."""
 

@@ -47,8 +47,6 @@ def rd(model: str | None, images: str, device: str | None, json_name: str | None
     if json_name is not None:
         output.check_output(json_name, force=force)
     paths = image_folder(images)
-    if not paths:
-        raise UsageError(f"no images (.png, .jpg, .jpeg, .webp, .bmp) in {output.display_name(images)}")
     with output.status(f"evaluating {len(paths)} images"):
         psic_rows = rdm.evaluate_psic(model, paths, device)
         matched = rdm.match_psic(paths, psic_rows)
