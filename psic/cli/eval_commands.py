@@ -42,7 +42,7 @@ def rd(model: str | None, images: str, device: str | None, json_name: str | None
     the mean bpp and PSNR (8-bit RGB). Average fixed-quality curves of the baselines go into the JSON.
     """
     from psic.eval import rate_distortion as rdm
-    from psic.train.data import image_folder
+    from psic.datasets import image_folder
 
     if json_name is not None:
         output.check_output(json_name, force=force)

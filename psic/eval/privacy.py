@@ -22,7 +22,7 @@ from PIL import Image
 
 from psic import imageio
 from psic.eval.rate_distortion import bits_per_pixel, psic_round_trip, psnr
-from psic.train.data import CaptionedImages, read_captioned, split
+from psic.datasets import CaptionedImages, read_captioned, split
 
 if TYPE_CHECKING:
     import torch
@@ -135,7 +135,7 @@ def _load_target(spec: TargetSpec, device: str | None) -> VisionLanguageModel:
 def _evaluate_target(vlp: VisionLanguageModel, val: CaptionedImages, galleries: Galleries, batch_size: int) -> dict:
     import torch
 
-    from psic.eval.retrieval import attack_success_rate, recall_at, retrieval_hits
+    from psic.retrieval import attack_success_rate, recall_at, retrieval_hits
 
     captions = [caption for group in val.captions for caption in group]
     owner = torch.tensor([i for i, group in enumerate(val.captions) for _ in group])
