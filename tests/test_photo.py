@@ -6,6 +6,7 @@ without GPS; what 8-bit RGB cannot hold is reported; every input type is accepte
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 import warnings
@@ -21,7 +22,9 @@ from psic.photo import has_gps
 GPS = int(ExifTags.IFD.GPSInfo)
 
 
+@functools.lru_cache(maxsize=1)
 def srgb_profile() -> bytes:
+    """One profile per test run: a new one would carry another creation time."""
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
