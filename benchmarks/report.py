@@ -9,7 +9,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from psic.machine import cpu_model, load_average  # noqa: F401  (re-exported for the benchmark scripts)
+from psic.machine import cpu_model, load_average
 
 
 def write_json(path: str | None, report: dict) -> None:

@@ -16,7 +16,6 @@ from psic import errors
 from psic._version import __version__
 from psic.api import FileInfo, Protected, decode, encode, inspect, list_models, load_model, protect
 from psic.modes import Mode
-
 from psic.pillow import register_pillow
 
 __all__ = [

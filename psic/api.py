@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from psic import imageio, keys, photo
-from psic.codec.registry import ModelEntry, find_stream_model, registered_models, resolve_model_path
+from psic.codec.registry import ModelEntry, ModelIdentity, find_stream_model, registered_models, resolve_model_path
 from psic.errors import ConversionWarning, MalformedError, ModelNotAvailableError, PsicIOError, UsageError
 from psic.format import Header, PsicFile, read_file, write_file
 from psic.format.validate import check_meta_entry
@@ -90,8 +90,9 @@ def encode(
     slots = _make_slots(keys)
     net = _model(model, quality, device)
     rgb = source.rgb
-    stream_name = net.identity.stream_name(quality)
-    level = net.identity.quality_of(stream_name)
+    identity = _identity(net)
+    stream_name = identity.stream_name(quality)
+    level = identity.quality_of(stream_name)
     padded = imageio.pad_to_multiple(rgb, coding.DOWNSAMPLING)
     streams = coding.compress(net, _to_tensor(padded, net), level)
     header = Header(
@@ -99,7 +100,7 @@ def encode(
         height=rgb.shape[0],
         source_mode=source.mode,
         model_name=stream_name,
-        weights_prefix=net.identity.prefix,
+        weights_prefix=identity.prefix,
         index_crc=streams.index_crc,
     )
     return write_file(
@@ -132,7 +133,7 @@ def decode(
     chosen = select_mode(mode, key, parsed.key_slots)
     header = parsed.header
     net = _model_for_file(header, model, device)
-    level = net.identity.quality_of(header.model_name)
+    level = _identity(net).quality_of(header.model_name)
     streams = coding.Bitstreams(z=parsed.z_string, y=parsed.y_string, index_crc=header.index_crc)
     latent = coding.decode_latent(net, streams, header.height, header.width)
     x_hat = coding.synthesize(net, latent, chosen.beta, header.height, header.width, level)
@@ -166,8 +167,9 @@ def inspect(data: PsicInput) -> FileInfo:
     raw = _read_bytes(data)
     parsed = read_file(raw)
     header = parsed.header
+    major, minor = parsed.version or (0, 0)  # read_file always records the version
     return FileInfo(
-        format_version=f"{parsed.version[0]}.{parsed.version[1]}",
+        format_version=f"{major}.{minor}",
         width=header.width,
         height=header.height,
         source_mode=header.source_mode,
@@ -238,7 +240,7 @@ def _read_bytes(data: PsicInput) -> bytes:
             raise PsicIOError("the file object must be opened in binary mode")
         return raw
     try:
-        with open(data, "rb") as f:
+        with open(data, "rb") as f:  # type: ignore[arg-type]  # anything else is a TypeError below
             return f.read()
     except TypeError:
         raise PsicIOError(f"expected bytes, a path or a binary file object, got {type(data).__name__}") from None
@@ -275,12 +277,20 @@ def _model_for_file(header: Header, spec: ModelSpec, device: str | None) -> Cond
             )
         spec = entry.name
     net = _model(spec, None, device)
-    if net.identity.prefix != header.weights_prefix:
+    identity = _identity(net)
+    if identity.prefix != header.weights_prefix:
         raise ModelNotAvailableError(
             f"this file needs weights {header.weights_prefix.hex()} of model {header.model_name!r}; "
-            f"the model given has weights {net.identity.prefix.hex()}"
+            f"the model given has weights {identity.prefix.hex()}"
         )
     return net
+
+
+def _identity(net: ConditionalHyperprior) -> ModelIdentity:
+    """Which weights a network has; every model this module loads comes from a weights file."""
+    if net.identity is None:
+        raise ModelNotAvailableError("the model was not loaded from a weights file")
+    return net.identity
 
 
 def _to_tensor(rgb: np.ndarray, net: ConditionalHyperprior) -> torch.Tensor:

@@ -82,5 +82,5 @@ def load_square(paths: list[Path], size: int) -> np.ndarray:
     out = np.empty((len(paths), size, size, 3), dtype=np.uint8)
     for i, path in enumerate(paths):
         with Image.open(path) as im:
-            out[i] = np.asarray(im.convert("RGB").resize((size, size), Image.BICUBIC))
+            out[i] = np.asarray(im.convert("RGB").resize((size, size), Image.Resampling.BICUBIC))
     return out

@@ -33,7 +33,7 @@ def stored_exif(exif: Image.Exif | None, keep_gps: bool = False) -> bytes | None
     if not len(cleaned):
         return None
     data = cleaned.tobytes()  # IFD0 and its sub-IFDs; IFD1 (the thumbnail) is not written
-    return data[len(EXIF_HEADER) :] if data.startswith(EXIF_HEADER) else data
+    return data.removeprefix(EXIF_HEADER)
 
 
 _SUB_IFDS = frozenset(int(ifd) for ifd in (ExifTags.IFD.Exif, ExifTags.IFD.GPSInfo, ExifTags.IFD.Interop))

@@ -100,4 +100,4 @@ def test_gaussian_conditional_matches_compressai():
 
 def test_coding_does_not_import_the_compressai_package():
     code = "import sys, psic.codec.coding; sys.exit(any(m == 'compressai' or m.startswith('scipy') for m in sys.modules))"
-    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -9,8 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from psic.train import losses
 from psic.datasets import read_captioned, split
+from psic.train import losses
 from psic.train.trainer import Trainer, TrainingDivergedError, TrainSettings
 
 

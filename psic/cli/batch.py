@@ -86,7 +86,8 @@ def _walk(folder: str, wanted: Callable[[str], bool]) -> Iterator[tuple[str, str
 
 def plan(inputs: Sequence[tuple[str, str]], out_dir: str, extension: str) -> list[Job]:
     """A job per input, the output named after it under ``out_dir``; two inputs on one output fail."""
-    jobs, claimed = [], {}
+    jobs: list[Job] = []
+    claimed: dict[str, str] = {}
     for path, relative in inputs:
         target = os.path.join(out_dir, os.path.splitext(relative)[0] + extension)
         key = os.path.normcase(os.path.abspath(target))

@@ -17,7 +17,6 @@ from psic.cli import output
 from psic.cli.coding_commands import ALL_CODING_COMMANDS
 from psic.errors import PsicError
 
-
 # --- info ---------------------------------------------------------------------------------
 
 
@@ -91,9 +90,9 @@ def models(as_json: bool) -> None:
         )
         for e in entries
     ]
-    rows = [tuple(_printable(cell) for cell in row) for row in [header, *rows]]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
-    for row in rows:
+    table = [tuple(_printable(cell) for cell in row) for row in [header, *rows]]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
+    for row in table:
         click.echo("  ".join([*(cell.ljust(width) for cell, width in zip(row, widths)), row[-1]]).rstrip())
 
 

@@ -41,8 +41,8 @@ def rd(model: str | None, images: str, device: str | None, json_name: str | None
     JPEG, WebP and AVIF at the largest quality whose file is no larger than PSIC's (per image), and print
     the mean bpp and PSNR (8-bit RGB). Average fixed-quality curves of the baselines go into the JSON.
     """
-    from psic.eval import rate_distortion as rdm
     from psic.datasets import image_folder
+    from psic.eval import rate_distortion as rdm
 
     if json_name is not None:
         output.check_output(json_name, force=force)

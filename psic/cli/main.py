@@ -38,7 +38,7 @@ def _debugging() -> bool:
     return os.environ.get("PSIC_DEBUG") == "1"
 
 
-def _one_line(text: str) -> str:
+def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 

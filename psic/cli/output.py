@@ -161,7 +161,7 @@ def _silence_stdout() -> None:
 
 def _binary(stream: object) -> BinaryIO:
     """The byte stream under a text stream (sys.stdin/sys.stdout, or click's test runner's)."""
-    return getattr(stream, "buffer", stream)  # type: ignore[return-value]
+    return getattr(stream, "buffer", stream)  # type: ignore[no-any-return,arg-type]
 
 
 def _isatty(stream: object) -> bool:

@@ -65,6 +65,8 @@ class _EntropyModel(nn.Module):
 class EntropyBottleneck(_EntropyModel):
     """Ballé et al.'s non-parametric factorized density, one per channel, with learned quantiles."""
 
+    target: Tensor
+
     def __init__(self, channels: int, tail_mass: float = 1e-9, init_scale: float = 10.0) -> None:
         super().__init__()
         self.channels = channels
@@ -112,7 +114,7 @@ class EntropyBottleneck(_EntropyModel):
         values = channels_first.reshape(shape[0], 1, -1)
         outputs = _noisy_or_rounded(values, training, self.quantiles[:, :, 1:2])
         likelihood = self.likelihood_lower_bound(self._likelihood(outputs)[0])
-        back = lambda t: t.reshape(shape).permute(*order).contiguous()  # noqa: E731
+        back = lambda t: t.reshape(shape).permute(*order).contiguous()
         return back(outputs), back(likelihood)
 
     def loss(self) -> Tensor:

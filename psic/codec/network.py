@@ -145,7 +145,7 @@ class ConditionalHyperprior(nn.Module):
         self.gains = LatentGains(arch.levels, M) if arch.variable_rate else None
         self.entropy_bottleneck = EntropyBottleneck(N)
         self.gaussian_conditional = GaussianConditional(None)
-        self.integer_h_s = self._integer_h_s()
+        self.integer_h_s: IntegerHyperSynthesis = self._integer_h_s()
         self.identity: ModelIdentity | None = None  # set when loaded from a weights file
 
     def _integer_h_s(self) -> IntegerHyperSynthesis:
@@ -167,12 +167,14 @@ class ConditionalHyperprior(nn.Module):
         """The latent that is quantized and coded (scaled by the level's gain)."""
         self.check_level(level)
         y = self.g_a(x)
-        return y if self.gains is None else y * self.gains.gain(level.to(y.device))
+        if self.gains is None or level is None:  # check_level allows no level only without gains
+            return y
+        return y * self.gains.gain(level.to(y.device))
 
     def synthesis(self, y_hat: Tensor, beta: Tensor, level: Tensor | None = None) -> Tensor:
         """Render a quantized latent in the mode ``beta`` (unclamped)."""
         self.check_level(level)
-        if self.gains is not None:
+        if self.gains is not None and level is not None:  # check_level demands a level with gains
             y_hat = y_hat * self.gains.inverse_gain(level.to(y_hat.device))
         return self.g_s(y_hat, beta)
 

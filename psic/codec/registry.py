@@ -149,16 +149,17 @@ def resolve_model_path(spec: str | os.PathLike | None, quality: int | None) -> t
     ``quality`` must match a one-rate model's; a gain network's level is checked when coding.
     """
     if spec is None:
-        entry: ModelEntry | None = default_model()
+        entry = default_model()
     else:
-        entry = find_model(str(spec)) if isinstance(spec, str) else None
-        if entry is None:
+        found = find_model(str(spec)) if isinstance(spec, str) else None
+        if found is None:
             path = Path(spec)
             if path.is_file():
                 return path, None
             if path.suffix == ".safetensors" or path.exists():
                 raise ModelNotAvailableError(f"weights file not found: {path}")
             raise ModelNotAvailableError(f"no model named {str(spec)!r} is installed and no such file exists")
+        entry = found
     if entry.quality is not None and quality is not None and entry.quality != quality:
         raise UsageError(f"model {entry.name!r} has quality {entry.quality}, not {quality}")
     return entry.path, entry.sha256

@@ -21,8 +21,8 @@ import numpy as np
 from PIL import Image
 
 from psic import imageio
-from psic.eval.rate_distortion import bits_per_pixel, psic_round_trip, psnr
 from psic.datasets import CaptionedImages, read_captioned, split
+from psic.eval.rate_distortion import bits_per_pixel, psic_round_trip, psnr
 
 if TYPE_CHECKING:
     import torch
@@ -57,7 +57,7 @@ class Galleries:
 
 def validation_set(data_root: str | os.PathLike, val_count: int = 1000, limit: int | None = None) -> CaptionedImages:
     """The fixed validation split (the one training holds out), optionally its first ``limit`` images."""
-    _, val = split(read_captioned(data_root), val_count)
+    _, val = split(read_captioned(os.fspath(data_root)), val_count)
     if limit is not None:
         val = CaptionedImages(val.root, val.names[:limit], val.captions[:limit])
     if not val.names:

@@ -17,6 +17,7 @@ import io
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -183,7 +184,7 @@ def summarize(
     def mean(rows: Sequence[dict], key: str) -> float:
         return float(np.mean([row[key] for row in rows])) if rows else float("nan")
 
-    summary = {
+    summary: dict[str, Any] = {
         "images": len(psic_rows),
         **{key: mean(psic_rows, key) for key in ("bpp", "psnr_full", "psnr_protected", "psnr_full_vs_protected")},
         "baselines": {},

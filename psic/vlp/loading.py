@@ -8,6 +8,7 @@ the paper's target, for users with internet) or a local checkpoint file.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import torch
 
@@ -39,7 +40,7 @@ def _load_surrogate(name: str, weights: str | os.PathLike | None) -> VisionLangu
         if file_sha256(path) != expected:
             raise WeightsMismatchError(f"{path.name} does not match its registered sha256")
     else:
-        path = weights
+        path = Path(weights)
     model = surrogate.build_surrogate(name)
     state = {k: v.float() for k, v in load_file(str(path)).items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
