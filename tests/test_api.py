@@ -176,3 +176,17 @@ def test_random_bit_flips_raise_psic_errors(photo, tiny_model_path):
 def test_import_does_not_load_torch():
     code = "import sys, psic; psic.inspect; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_quality_picks_the_installed_model_of_that_quality():
+    from psic.codec.registry import default_model, registered_models, resolve_model_path
+
+    default = default_model()
+    if default.quality is None:
+        pytest.skip("the default model is a gain network: every quality is one of its levels")
+    for entry in registered_models():
+        if entry.quality is not None and entry.architecture == default.architecture:
+            assert resolve_model_path(None, entry.quality) == (entry.path, entry.sha256)
+    missing = next(q for q in range(1, 9) if all(m.quality != q for m in registered_models()))
+    with pytest.raises(UsageError, match=f"no installed model has quality {missing}"):
+        resolve_model_path(None, missing)

@@ -143,13 +143,25 @@ def default_model() -> ModelEntry:
     return default
 
 
+def _default_for(quality: int | None) -> ModelEntry:
+    """The default model, or, when it is a one-rate model of another quality, the installed one of ``quality``."""
+    default = default_model()
+    if quality is None or default.quality is None or default.quality == quality:
+        return default
+    same_family = [m for m in registered_models() if m.quality == quality and m.architecture == default.architecture]
+    if not same_family:
+        installed = sorted({m.quality for m in registered_models() if m.quality is not None})
+        raise UsageError(f"no installed model has quality {quality} (installed: {', '.join(map(str, installed))})")
+    return same_family[0]
+
+
 def resolve_model_path(spec: str | os.PathLike | None, quality: int | None) -> tuple[Path, str | None]:
     """A registered name, a weights file path, or None for the default: (path, expected sha256).
 
     ``quality`` must match a one-rate model's; a gain network's level is checked when coding.
     """
     if spec is None:
-        entry = default_model()
+        entry = _default_for(quality)
     else:
         found = find_model(str(spec)) if isinstance(spec, str) else None
         if found is None:
