@@ -13,7 +13,8 @@ the y string lengths. It also reports the share of y elements whose index differ
 
 With a weights file the float h_s is the file's (stored in fp16 and run in fp32), while
 the integer h_s was frozen from the fp32 weights before saving; with ``--checkpoint``
-both come from the same fp32 training weights.
+both come from the same fp32 training weights, exported in memory by the library
+(``psic.train.export.exported_model``: quantile fit, then the frozen tables).
 """
 
 from __future__ import annotations
@@ -27,11 +28,11 @@ import time
 import warnings
 from pathlib import Path
 
+from models import psic_model
 from report import cpu_model, write_json
 
 RATE_COST_TARGET_PERCENT = 0.5
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm"}
-DEFAULT_ARCH = {"N": 128, "M": 192, "cond_hidden": 128}
 NOT_MEANINGFUL = (
     "WARNING: random weights -- this checks the plumbing only; the rate figures below are NOT a "
     "meaningful measure of the integer hyper-synthesis cost. Use --weights (or --checkpoint) with a trained model."
@@ -48,43 +49,6 @@ def machine_line() -> str:
         f"{cpu_model()}, {os.cpu_count()} logical cores, torch {torch.__version__} with {torch.get_num_threads()} threads, "
         f"Python {platform.python_version()}"
     )
-
-
-# --- models -------------------------------------------------------------------------------
-
-
-def load_model(args: argparse.Namespace):
-    """The model to measure, and a one-line description of where it came from."""
-    import torch
-
-    from psic.codec.network import Architecture, ConditionalHyperprior
-
-    if args.weights:
-        from psic.codec.weights import load_weights_file
-
-        model = load_weights_file(args.weights, None, "cpu")
-        return model, f"weights file {args.weights}"
-    if args.checkpoint:
-        state = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
-        settings = state.get("settings", {})
-        arch = Architecture(*(int(settings.get(k, DEFAULT_ARCH[k])) for k in ("N", "M", "cond_hidden")))
-        model = ConditionalHyperprior(arch)
-        weights = state["model"]
-        for module_name in ("entropy_bottleneck", "gaussian_conditional"):  # CDF buffers start empty
-            module = getattr(model, module_name)
-            for buffer_name, buffer in list(module.named_buffers(recurse=False)):
-                stored = weights.get(f"{module_name}.{buffer_name}")
-                if stored is not None and stored.shape != buffer.shape:
-                    module.register_buffer(buffer_name, torch.empty(stored.shape, dtype=buffer.dtype))
-        model.load_state_dict(weights, strict=True)
-        model.eval().requires_grad_(False)
-        model.freeze_entropy_models()  # CDF tables and integer h_s from the trained fp32 weights
-        step = state.get("step", "?")
-        return model, f"training checkpoint {args.checkpoint} (step {step}), frozen in memory"
-    torch.manual_seed(args.seed)
-    model = ConditionalHyperprior(Architecture(**DEFAULT_ARCH)).eval().requires_grad_(False)
-    model.freeze_entropy_models()
-    return model, f"RANDOM weights (seed {args.seed}, N=128 M=192 cond_hidden=128)"
 
 
 # --- measurement --------------------------------------------------------------------------
@@ -122,7 +86,7 @@ def measure(model, path: Path, cross_check: bool) -> dict:
     if cross_check:  # the same strings as PSIC's own encoder and as CompressAI's coder
         streams = coding.compress(model, x)
         assert streams.y == y_int and streams.z == z_string, "coding.compress disagrees with this script"
-        cai_float = gc.compress(y, float_indexes)[0]
+        cai_float = compressai_conditional(gc).compress(y, float_indexes)[0]
         assert cai_float == y_float, "CompressAI's GaussianConditional.compress disagrees with coding._encode"
 
     table = gc.scale_table.to(torch.float32)
@@ -130,7 +94,7 @@ def measure(model, path: Path, cross_check: bool) -> dict:
 
     def model_bits(indexes) -> float:  # -log2 p under each element's table Gaussian (no 4-byte rANS words)
         with torch.no_grad():
-            likelihood = gc._likelihood(y_hat, table[indexes.long()])
+            likelihood = gc.likelihood(y_hat, table[indexes.long()])
         return float(-torch.log2(likelihood.clamp_min(1e-9)).double().sum())
 
     bits_int, bits_float = model_bits(int_indexes), model_bits(float_indexes)
@@ -155,6 +119,20 @@ def measure(model, path: Path, cross_check: bool) -> dict:
         "index_max_step": int(step.max().item()),
         "bpp_integer": (len(z_string) + len(y_int)) * 8 / (width * height),
     }
+
+
+def compressai_conditional(gc):
+    """CompressAI's own GaussianConditional holding PSIC's tables (the state-dict names are the same)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        from compressai.entropy_models import GaussianConditional
+
+    twin = GaussianConditional(None)
+    for name, value in gc.state_dict().items():
+        if name.startswith("_") or name == "scale_table":  # CompressAI creates these buffers empty
+            twin.register_buffer(name, value.clone())
+    twin.load_state_dict(gc.state_dict())
+    return twin
 
 
 def overall(rows: list[dict]) -> dict:
@@ -260,14 +238,10 @@ def main(argv: list[str] | None = None) -> int:
     if not paths:
         print(f"error: no images in {folder}", file=sys.stderr)
         return 2
-    with warnings.catch_warnings():  # CompressAI's import warns about torch.jit; nothing to act on here
-        warnings.filterwarnings("ignore", category=FutureWarning)
-        import torch
-
-        import psic.codec.compressai_parts  # noqa: F401
+    import torch
 
     torch.set_num_threads(args.threads)
-    model, description = load_model(args)
+    model, description = psic_model(args.weights, args.checkpoint, args.seed)
     if not model.is_frozen():
         print("error: the model's entropy tables are not built (freeze_entropy_models)", file=sys.stderr)
         return 2

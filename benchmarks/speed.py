@@ -1,4 +1,4 @@
-"""CPU coding speed of PSIC against CompressAI's plain scale hyperprior, and CLI start-up time.
+"""CPU coding speed of PSIC against CompressAI's plain scale hyperprior (start-up: startup.py).
 
 Measures, on one 768x512 image (``--size``):
 
@@ -6,158 +6,30 @@ Measures, on one 768x512 image (``--size``):
   full (beta=0), each = ``decode_latent`` (entropy decoding with the integer h_s) +
   ``synthesize`` (the CLTG-conditioned g_s);
 * CompressAI's ``ScaleHyperprior(N=128, M=192)`` (``bmshj2018-hyperprior`` at that
-  size) with its own ``compress`` / ``decompress``;
-* the wall time of ``python -m psic.cli.main --help``, ``psic --help`` and ``psic info``
-  in fresh subprocesses.
+  size) with its own ``compress`` / ``decompress``.
 
 Both networks get random weights by default (``--weights`` times a trained PSIC file).
 Timings are taken round-robin (one of each case per round, after one warm-up round) so
 that a change in machine load hits every case alike; medians and minima are reported.
 
-    python benchmarks/speed.py                 # full run (5 repeats, 10 start-ups)
-    python benchmarks/speed.py --quick         # 2 repeats, 3 start-ups
+    python benchmarks/speed.py                 # full run (5 repeats)
+    python benchmarks/speed.py --quick         # 2 repeats
     python benchmarks/speed.py --image photo.png --json speed.json
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import statistics
-import subprocess
 import sys
-import tempfile
-import time
-import warnings
 from collections.abc import Callable
-from pathlib import Path
 
-import numpy as np
-from report import cpu_model, load_average, write_json
+from models import compressai_model, image_of_size, psic_model, summary, synthetic_image, timed
+from report import load_average, machine_info, write_json
 
 DECODE_RATIO_TARGET = 1.10
-STARTUP_TARGET_S = 0.5
-DEFAULT_ARCH = {"N": 128, "M": 192, "cond_hidden": 128}
-
-
-# --- machine ------------------------------------------------------------------------------
-
-
-def machine_info() -> dict:
-    import torch
-
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=FutureWarning)
-            import compressai
-
-        compressai_version = compressai.__version__
-    except Exception:  # noqa: BLE001 - informational only
-        compressai_version = "n/a"
-    import psic
-
-    return {
-        "cpu_model": cpu_model(),
-        "logical_cores": os.cpu_count(),
-        "usable_cores": usable,
-        "torch_threads": torch.get_num_threads(),
-        "torch_interop_threads": torch.get_num_interop_threads(),
-        "torch": torch.__version__,
-        "compressai": compressai_version,
-        "psic": getattr(psic, "__version__", "n/a"),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "load_average_1_5_15": load_average(),
-    }
-
-
-# --- inputs -------------------------------------------------------------------------------
-
-
-def synthetic_image(width: int, height: int, seed: int = 0) -> np.ndarray:
-    """A smooth, photo-like image with texture: gradients, soft blobs, stripes, edges, grain."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
-    u, v = xx / width, yy / height
-    img = np.stack([60 + 140 * u, 50 + 120 * v, 170 - 90 * u * v], axis=-1)
-    for _ in range(12):  # soft coloured blobs
-        cx, cy, r = rng.uniform(0, 1), rng.uniform(0, 1), rng.uniform(0.05, 0.25)
-        blob = np.exp(-((u - cx) ** 2 + (v - cy) ** 2) / (2 * r * r))
-        img += blob[..., None] * rng.uniform(-60, 60, size=3)
-    # a textured region (fabric-like stripes) and a sharp-edged rectangle
-    stripes = 18 * np.sin(2 * np.pi * (xx * 0.11 + yy * 0.07)) * (u > 0.55) * (v > 0.5)
-    img += stripes[..., None]
-    rect = (u > 0.1) & (u < 0.35) & (v > 0.6) & (v < 0.9)
-    img[rect] = img[rect] * 0.5 + np.array([200.0, 190.0, 60.0]) * 0.5
-    # grain: white noise plus a little low-pass noise so it is not pure i.i.d.
-    grain = rng.normal(0, 5, img.shape)
-    coarse = rng.normal(0, 10, (height // 8 + 1, width // 8 + 1, 3)).repeat(8, 0).repeat(8, 1)[:height, :width]
-    img += grain + coarse * 0.5
-    return np.clip(np.round(img), 0, 255).astype(np.uint8)
-
-
-def image_of_size(path: str, width: int, height: int) -> np.ndarray:
-    """Load ``path`` and bring it to ``width`` x ``height``: scale to cover, then centre-crop."""
-    from PIL import Image
-
-    from psic.imageio import load_image
-
-    rgb, _ = load_image(path)
-    im = Image.fromarray(rgb)
-    scale = max(width / im.width, height / im.height)
-    if scale > 1:
-        im = im.resize((round(im.width * scale + 0.5), round(im.height * scale + 0.5)), Image.LANCZOS)
-    left, top = (im.width - width) // 2, (im.height - height) // 2
-    return np.asarray(im.crop((left, top, left + width, top + height)).convert("RGB")).copy()
-
-
-# --- models -------------------------------------------------------------------------------
-
-
-def psic_model(weights: str | None, seed: int):
-    import torch
-
-    from psic.codec.network import Architecture, ConditionalHyperprior
-
-    if weights:
-        from psic.codec.weights import load_weights_file
-
-        return load_weights_file(weights, None, "cpu")
-    torch.manual_seed(seed)
-    model = ConditionalHyperprior(Architecture(**DEFAULT_ARCH)).eval().requires_grad_(False)
-    model.freeze_entropy_models()
-    return model
-
-
-def compressai_model(N: int, M: int, seed: int):
-    import torch
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=FutureWarning)
-        from compressai.models import ScaleHyperprior
-
-    torch.manual_seed(seed)
-    model = ScaleHyperprior(N=N, M=M).eval().requires_grad_(False)
-    model.update(force=True)
-    return model
 
 
 # --- timing -------------------------------------------------------------------------------
-
-
-def timed(call: Callable[[], object]) -> tuple[float, object]:
-    start = time.perf_counter()
-    result = call()
-    return (time.perf_counter() - start) * 1000.0, result
-
-
-def summary(values: list[float]) -> dict:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values), "all": values}
 
 
 def time_codecs(psic_net, cai_net, x, repeats: int) -> tuple[dict, dict]:
@@ -230,69 +102,6 @@ def time_codecs(psic_net, cai_net, x, repeats: int) -> tuple[dict, dict]:
         "compressai": {"z": len(cai["strings"][1][0]), "y": len(cai["strings"][0][0])},
     }
     return {name: summary(values) for name, values in times.items()}, sizes
-
-
-# --- start-up -----------------------------------------------------------------------------
-
-
-def console_script() -> Path | None:
-    folder = Path(sys.executable).parent
-    for name in ("psic", "psic.exe"):
-        if (folder / name).is_file():
-            return folder / name
-    return None
-
-
-def tiny_psic_file(folder: Path) -> Path:
-    """A small .psic file written with a tiny random model (for ``psic info``)."""
-    import torch
-
-    from psic import api
-    from psic.codec.network import Architecture, ConditionalHyperprior
-    from psic.codec.weights import save_weights
-
-    torch.manual_seed(0)
-    model = ConditionalHyperprior(Architecture(N=8, M=12, cond_hidden=16)).eval()
-    model.freeze_entropy_models()
-    weights = folder / "bench-tiny.safetensors"
-    save_weights(model, weights, name="bench-tiny", quality=1)
-    data = api.encode(synthetic_image(96, 64, seed=1), model=str(weights))
-    target = folder / "small.psic"
-    target.write_bytes(data)
-    return target
-
-
-def time_command(argv: list[str], runs: int) -> dict:
-    """Wall time of ``argv`` in fresh subprocesses: one untimed warm-up run, then ``runs`` runs."""
-
-    def once() -> tuple[float, subprocess.CompletedProcess]:
-        start = time.perf_counter()
-        done = subprocess.run(argv, capture_output=True, text=True, check=False)
-        return time.perf_counter() - start, done
-
-    _, done = once()
-    if done.returncode != 0:
-        return {"error": f"exit {done.returncode}: {done.stderr.strip()[-300:]}"}
-    values = [once()[0] for _ in range(runs)]
-    return summary(values)
-
-
-def time_startup(runs: int) -> dict:
-    results: dict[str, dict] = {}
-    script = console_script()
-    with tempfile.TemporaryDirectory(prefix="psic-bench-") as tmp:
-        psic_file = tiny_psic_file(Path(tmp))
-        commands = {"python -c pass (interpreter baseline)": [sys.executable, "-c", "pass"]}
-        commands["python -m psic.cli.main --help"] = [sys.executable, "-m", "psic.cli.main", "--help"]
-        if script is not None:
-            commands["psic --help (console script)"] = [str(script), "--help"]
-            commands["psic info FILE (console script)"] = [str(script), "info", str(psic_file)]
-        else:
-            results["psic (console script)"] = {"error": f"no psic script next to {sys.executable}"}
-        commands["python -m psic.cli.main info FILE"] = [sys.executable, "-m", "psic.cli.main", "info", str(psic_file)]
-        for label, argv in commands.items():
-            results[label] = time_command(argv, runs)
-    return results
 
 
 # --- report -------------------------------------------------------------------------------
@@ -385,19 +194,6 @@ def print_report(report: dict) -> None:
             verdict = " (met)" if r[key]["median"] <= DECODE_RATIO_TARGET else " (missed)"
         print(f"| {label} | {r[key]['median']:.3f} [{r[key]['min']:.3f}] | {target}{verdict} |")
     print()
-    if "startup_s" in report:
-        print(f"## Start-up (wall seconds, fresh subprocess, median of {cfg['startup_runs']} after 1 warm-up)\n")
-        print("| command | median | min | max | target |")
-        print("|---|---:|---:|---:|---|")
-        for label, s in report["startup_s"].items():
-            if "error" in s:
-                print(f"| {label} | error: {s['error']} | | | |")
-                continue
-            target = ""
-            if "--help" in label:
-                target = f"< {STARTUP_TARGET_S} s " + ("(met)" if s["median"] < STARTUP_TARGET_S else "(missed)")
-            print(f"| {label} | {s['median']:.3f} | {s['min']:.3f} | {s['max']:.3f} | {target} |")
-        print()
 
 
 def ratio(numerator: dict, denominator: dict) -> dict:
@@ -414,19 +210,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--size", default="768x512", help="WIDTHxHEIGHT of the coded image (default 768x512)")
     parser.add_argument("--weights", help="trained PSIC weights file to time instead of random weights")
     parser.add_argument("--repeats", type=int, help="timed rounds after the warm-up (default 5; 2 with --quick)")
-    parser.add_argument("--startup-runs", type=int, help="timed runs per start-up command (default 10; 3 with --quick)")
-    parser.add_argument("--no-startup", action="store_true", help="skip the start-up measurements")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights")
-    parser.add_argument("--quick", action="store_true", help="a short run: 2 repeats and 3 start-up runs")
+    parser.add_argument("--quick", action="store_true", help="a short run: 2 repeats")
     parser.add_argument("--json", metavar="OUT", help="also write every measurement to this JSON file")
     args = parser.parse_args(argv)
     if args.repeats is None:
         args.repeats = 2 if args.quick else 5
-    if args.startup_runs is None:
-        args.startup_runs = 3 if args.quick else 10
-    if args.repeats < 1 or args.startup_runs < 1:
-        parser.error("--repeats and --startup-runs must be at least 1")
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
     try:
         width, height = (int(v) for v in args.size.lower().split("x"))
     except ValueError:
@@ -447,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     rgb = image_of_size(args.image, args.width, args.height) if args.image else synthetic_image(args.width, args.height)
     x = torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0).float().div(255.0).contiguous()
 
-    psic_net = psic_model(args.weights, args.seed)
+    psic_net, _ = psic_model(args.weights, seed=args.seed)
     arch = psic_net.arch
     cai_net = compressai_model(arch.N, arch.M, args.seed)
     print(f"timing {args.repeats} rounds on a {args.width}x{args.height} image ...", file=sys.stderr)
@@ -464,7 +256,6 @@ def main(argv: list[str] | None = None) -> int:
             "N": arch.N,
             "M": arch.M,
             "repeats": args.repeats,
-            "startup_runs": args.startup_runs,
             "threads": args.threads,
             "seed": args.seed,
         },
@@ -475,11 +266,8 @@ def main(argv: list[str] | None = None) -> int:
             "decode_full": ratio(times["psic_decode_full"], times["compressai_decode"]),
             "encode": ratio(times["psic_encode"], times["compressai_encode"]),
         },
-        "targets": {"decode_ratio_max": DECODE_RATIO_TARGET, "startup_help_median_s_max": STARTUP_TARGET_S},
+        "targets": {"decode_ratio_max": DECODE_RATIO_TARGET},
     }
-    if not args.no_startup:
-        print(f"timing start-up ({args.startup_runs} runs per command) ...", file=sys.stderr)
-        report["startup_s"] = time_startup(args.startup_runs)
     report["load_average_end"] = load_average()
 
     print_report(report)

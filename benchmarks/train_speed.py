@@ -20,8 +20,8 @@ import tempfile
 import time
 
 import torch
-
 from report import cpu_model, load_average, write_json
+
 from psic.train.trainer import Trainer, TrainSettings
 
 VARIANTS = {

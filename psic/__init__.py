@@ -14,7 +14,21 @@ Importing this package does not import torch; coding pixels does.
 
 from psic import errors
 from psic._version import __version__
-from psic.api import FileInfo, decode, encode, inspect, list_models, load_model
+from psic.api import FileInfo, Protected, decode, encode, inspect, list_models, load_model, protect
 from psic.modes import Mode
+from psic.pillow import register_pillow
 
-__all__ = ["FileInfo", "Mode", "__version__", "decode", "encode", "errors", "inspect", "list_models", "load_model"]
+__all__ = [
+    "FileInfo",
+    "Mode",
+    "Protected",
+    "__version__",
+    "decode",
+    "encode",
+    "errors",
+    "inspect",
+    "list_models",
+    "load_model",
+    "protect",
+    "register_pillow",
+]

@@ -7,17 +7,18 @@ Torch is imported only when pixels are coded, so ``import psic`` and header-only
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 from PIL import Image
 
-from psic import imageio, keys
-from psic.codec.registry import ModelEntry, find_stream_model, registered_models
-from psic.errors import MalformedError, ModelNotAvailableError, PsicIOError, UsageError
+from psic import imageio, keys, photo
+from psic.codec.registry import ModelEntry, ModelIdentity, find_stream_model, registered_models, resolve_model_path
+from psic.errors import ConversionWarning, MalformedError, ModelNotAvailableError, PsicIOError, UsageError
 from psic.format import Header, PsicFile, read_file, write_file
 from psic.format.validate import check_meta_entry
 from psic.modes import Mode, select_mode
@@ -27,8 +28,8 @@ if TYPE_CHECKING:
 
     from psic.codec.network import ConditionalHyperprior
 
-ImageInput = str | os.PathLike | Image.Image | np.ndarray
-PsicInput = bytes | bytearray | memoryview | str | os.PathLike
+ImageInput = imageio.ImageInput
+PsicInput = bytes | bytearray | memoryview | str | os.PathLike | BinaryIO
 ModelSpec = str | os.PathLike | None
 
 
@@ -45,6 +46,8 @@ class FileInfo:
     index_crc: str
     key_slots: int
     metadata: dict
+    icc_profile_bytes: int
+    exif_bytes: int
     z_bytes: int
     y_bytes: int
     file_bytes: int
@@ -65,27 +68,48 @@ def encode(
     keys: Iterable[str] | str = (),
     device: str | None = None,
     metadata: Mapping[str, str] | None = None,
+    icc: bool = True,
+    exif: bool = True,
+    keep_gps: bool = False,
 ) -> bytes:
-    """Compress an image into ``.psic`` bytes; each keyword becomes a slot that unlocks full mode."""
+    """Compress an image into ``.psic`` bytes; each keyword becomes a slot that unlocks full mode.
+
+    ``image`` is a path, encoded image bytes, a binary file object, a PIL image or an
+    array. The photo's ICC profile and EXIF are kept (``icc=False`` / ``exif=False`` drop
+    them), EXIF without its GPS block unless ``keep_gps``. What 8-bit RGB cannot hold
+    (animation, 16-bit samples, transparency, greyscale) is reported as a
+    :class:`~psic.errors.ConversionWarning`.
+    """
     from psic.codec import coding
 
-    rgb, source_mode = imageio.load_image(image)
     metadata = _checked_metadata(metadata)
+    resolve_model_path(model, quality)  # an unknown model fails before any work
+    source = imageio.read_source(image)
+    for note in photo.conversion_warnings(source):
+        warnings.warn(note, ConversionWarning, stacklevel=2)
     slots = _make_slots(keys)
     net = _model(model, quality, device)
-    stream_name = net.identity.stream_name(quality)
-    level = net.identity.quality_of(stream_name)
+    rgb = source.rgb
+    identity = _identity(net)
+    stream_name = identity.stream_name(quality)
+    level = identity.quality_of(stream_name)
     padded = imageio.pad_to_multiple(rgb, coding.DOWNSAMPLING)
     streams = coding.compress(net, _to_tensor(padded, net), level)
     header = Header(
         width=rgb.shape[1],
         height=rgb.shape[0],
-        source_mode=source_mode,
+        source_mode=source.mode,
         model_name=stream_name,
-        weights_prefix=net.identity.prefix,
+        weights_prefix=identity.prefix,
         index_crc=streams.index_crc,
     )
-    return write_file(PsicFile(header, streams.z, streams.y, key_slots=slots, metadata=metadata))
+    return write_file(
+        PsicFile(
+            header, streams.z, streams.y, key_slots=slots, metadata=metadata,
+            icc_profile=source.icc_profile if icc else None,
+            exif=photo.stored_exif(source.exif, keep_gps) if exif else None,
+        )
+    )
 
 
 def decode(
@@ -96,18 +120,46 @@ def decode(
     device: str | None = None,
     model: ModelSpec = None,
 ) -> Image.Image:
-    """Decode ``.psic`` data: protected by default, full with a keyword that matches a slot."""
+    """Decode ``.psic`` data (bytes, a path or a binary file object) into a PIL image.
+
+    Protected by default, full with a keyword that matches a slot. A greyscale source
+    decodes to an "L" image; the ICC profile and EXIF the file carries are in
+    ``image.info["icc_profile"]`` (Pillow's ``save`` writes it back by itself) and
+    ``image.info["exif"]`` (pass ``exif=image.info["exif"]`` to ``save``).
+    """
     from psic.codec import coding
 
     parsed = read_file(_read_bytes(data))
     chosen = select_mode(mode, key, parsed.key_slots)
     header = parsed.header
     net = _model_for_file(header, model, device)
-    level = net.identity.quality_of(header.model_name)
+    level = _identity(net).quality_of(header.model_name)
     streams = coding.Bitstreams(z=parsed.z_string, y=parsed.y_string, index_crc=header.index_crc)
     latent = coding.decode_latent(net, streams, header.height, header.width)
     x_hat = coding.synthesize(net, latent, chosen.beta, header.height, header.width, level)
-    return imageio.to_pil(_to_uint8(x_hat))
+    return _as_photo(imageio.to_pil(_to_uint8(x_hat)), parsed)
+
+
+@dataclass(frozen=True)
+class Protected:
+    """What :func:`protect` returns: the protected image and the ``.psic`` file it came from."""
+
+    image: Image.Image
+    data: bytes
+
+
+def protect(
+    image: ImageInput,
+    *,
+    model: ModelSpec = None,
+    quality: int | None = None,
+    keys: Iterable[str] | str = (),
+    device: str | None = None,
+    keep_gps: bool = False,
+) -> Protected:
+    """Encode and decode protected in one step: the image to publish, and the owner's ``.psic``."""
+    data = encode(image, model=model, quality=quality, keys=keys, device=device, keep_gps=keep_gps)
+    return Protected(decode(data, mode=Mode.PROTECTED, device=device, model=model), data)
 
 
 def inspect(data: PsicInput) -> FileInfo:
@@ -115,8 +167,9 @@ def inspect(data: PsicInput) -> FileInfo:
     raw = _read_bytes(data)
     parsed = read_file(raw)
     header = parsed.header
+    major, minor = parsed.version or (0, 0)  # read_file always records the version
     return FileInfo(
-        format_version=f"{parsed.version[0]}.{parsed.version[1]}",
+        format_version=f"{major}.{minor}",
         width=header.width,
         height=header.height,
         source_mode=header.source_mode,
@@ -125,6 +178,8 @@ def inspect(data: PsicInput) -> FileInfo:
         index_crc=f"{header.index_crc:08x}",
         key_slots=len(parsed.key_slots),
         metadata=dict(parsed.metadata),
+        icc_profile_bytes=len(parsed.icc_profile or b""),
+        exif_bytes=len(parsed.exif or b""),
         z_bytes=len(parsed.z_string),
         y_bytes=len(parsed.y_string),
         file_bytes=len(raw),
@@ -162,14 +217,33 @@ def _checked_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
     return checked
 
 
+def _as_photo(image: Image.Image, parsed: PsicFile) -> Image.Image:
+    """Greyscale back to "L"; the file's ICC profile and EXIF attached for saving."""
+    if parsed.header.source_mode in photo.GREY_MODES:
+        image = image.convert("L")
+    if parsed.icc_profile:
+        image.info["icc_profile"] = parsed.icc_profile
+    if parsed.exif:
+        image.info["exif"] = photo.exif_for_pillow(parsed.exif)
+    return image
+
+
 def _read_bytes(data: PsicInput) -> bytes:
     if isinstance(data, (bytes, bytearray, memoryview)):
         return bytes(data)
+    if callable(getattr(data, "read", None)):
+        try:
+            raw = data.read()  # type: ignore[union-attr]
+        except OSError as exc:
+            raise PsicIOError(f"cannot read the file object: {exc.strerror or exc}") from None
+        if not isinstance(raw, bytes):
+            raise PsicIOError("the file object must be opened in binary mode")
+        return raw
     try:
-        with open(data, "rb") as f:
+        with open(data, "rb") as f:  # type: ignore[arg-type]  # anything else is a TypeError below
             return f.read()
     except TypeError:
-        raise PsicIOError(f"expected bytes or a path, got {type(data).__name__}") from None
+        raise PsicIOError(f"expected bytes, a path or a binary file object, got {type(data).__name__}") from None
     except OSError as exc:
         raise PsicIOError(f"cannot read {data}: {exc.strerror or exc}") from None
 
@@ -177,7 +251,7 @@ def _read_bytes(data: PsicInput) -> bytes:
 def _model(spec: ModelSpec, quality: int | None, device: str | None) -> ConditionalHyperprior:
     from psic.codec import weights
 
-    path, expected = weights.resolve_model_path(spec, quality)
+    path, expected = resolve_model_path(spec, quality)
     resolved = weights.resolve_device(device)
     try:
         stamp = os.stat(path).st_mtime_ns
@@ -203,12 +277,20 @@ def _model_for_file(header: Header, spec: ModelSpec, device: str | None) -> Cond
             )
         spec = entry.name
     net = _model(spec, None, device)
-    if net.identity.prefix != header.weights_prefix:
+    identity = _identity(net)
+    if identity.prefix != header.weights_prefix:
         raise ModelNotAvailableError(
             f"this file needs weights {header.weights_prefix.hex()} of model {header.model_name!r}; "
-            f"the model given has weights {net.identity.prefix.hex()}"
+            f"the model given has weights {identity.prefix.hex()}"
         )
     return net
+
+
+def _identity(net: ConditionalHyperprior) -> ModelIdentity:
+    """Which weights a network has; every model this module loads comes from a weights file."""
+    if net.identity is None:
+        raise ModelNotAvailableError("the model was not loaded from a weights file")
+    return net.identity
 
 
 def _to_tensor(rgb: np.ndarray, net: ConditionalHyperprior) -> torch.Tensor:

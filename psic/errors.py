@@ -139,4 +139,41 @@ class DeviceError(PsicError):
     exit_code = 10
 
 
-__all__ = [name for name, value in globals().items() if isinstance(value, type) and issubclass(value, PsicError)]
+class DataError(PsicError):
+    """Training or evaluation data is missing, unreadable or empty."""
+
+    exit_code = 12
+
+
+class MissingExtraError(PsicError):
+    """A command needs an optional dependency that is not installed (``pip install 'psic[train]'``)."""
+
+    exit_code = 13
+
+
+class BatchError(PsicError):
+    """Files of a batch failed for different reasons (each is reported on its own line)."""
+
+    exit_code = 11
+
+
+# --- warnings -------------------------------------------------------------------------------
+
+
+class PsicWarning(UserWarning):
+    """Base class of the warnings PSIC issues (filter them with the ``warnings`` module)."""
+
+
+class ConversionWarning(PsicWarning):
+    """The input has something 8-bit RGB cannot hold (animation, 16-bit, alpha, greyscale)."""
+
+
+class LossyOutputWarning(PsicWarning):
+    """A protected image is written in a lossy format, which may weaken its protection."""
+
+
+__all__ = [
+    name
+    for name, value in globals().items()
+    if isinstance(value, type) and issubclass(value, (PsicError, PsicWarning))
+]

@@ -1,8 +1,9 @@
 """Turning user input into the codec's RGB array, and the codec's output back into images.
 
-The codec works on C-contiguous ``HxWx3`` ``uint8`` arrays. :func:`load_image` accepts a
-path, a ``PIL.Image.Image`` or a numpy array and brings every supported layout to that
-form, recording the source mode so that callers can report what was converted.
+The codec works on C-contiguous ``HxWx3`` ``uint8`` arrays. :func:`read_source` accepts a
+path, encoded image bytes, a binary file object, a ``PIL.Image.Image`` or a numpy array
+and brings every supported layout to that form, recording what the source was (mode,
+bit depth, frames, ICC profile, EXIF) so that callers can keep or report it.
 
 Conversions, chosen so that the result is what a viewer would show:
 
@@ -26,9 +27,12 @@ Files are checked against the decompression-bomb limits (:data:`MAX_PIXELS`,
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -36,30 +40,57 @@ from PIL import Image, ImageOps
 from psic.errors import InputImageError, PsicError, PsicIOError
 from psic.format import MAX_PIXELS, MAX_SIDE
 
-ImageInput = str | os.PathLike[str] | Image.Image | np.ndarray
+ImageInput = str | os.PathLike[str] | bytes | bytearray | memoryview | BinaryIO | Image.Image | np.ndarray
 
 _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 # Modes whose "transparency" info (a colour or palette key) Pillow applies in convert("RGBA").
 _KEYED_MODES = frozenset({"1", "L", "P", "RGB"})
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I"})
 
-_EXPECTED = "a path, a PIL.Image.Image, or a uint8 numpy array of shape HxW, HxWx3 or HxWx4"
+_EXPECTED = (
+    "a path, image bytes, a binary file object, a PIL.Image.Image, "
+    "or a uint8 numpy array of shape HxW, HxWx3 or HxWx4"
+)
 
 
-def load_image(image: ImageInput) -> tuple[np.ndarray, str]:
-    """Return ``(rgb, source_mode)``: a writable C-contiguous HxWx3 uint8 array and the input's mode.
+@dataclass(frozen=True)
+class SourceImage:
+    """The codec's RGB array and what the source had that RGB does not say."""
 
-    Paths are opened with Pillow with EXIF orientation applied; PIL images are taken as
-    given. For arrays the mode is "L", "RGB" or "RGBA" by shape. The returned array never
-    shares memory with the input.
+    rgb: np.ndarray
+    mode: str  # the PIL mode before conversion to RGB
+    bits: int = 8  # bits per sample of the source (16 for 16-bit PNG/TIFF)
+    frames: int = 1  # frames of an animation (only the first is used)
+    alpha: bool = False  # transparency (an alpha channel or a transparency key) was composited
+    icc_profile: bytes | None = None
+    exif: Image.Exif | None = None  # with the orientation already applied to the pixels
+
+
+def read_source(image: ImageInput) -> SourceImage:
+    """The input as a :class:`SourceImage`; the array never shares memory with the input.
+
+    Files (paths, bytes, file objects) are opened with Pillow with EXIF orientation
+    applied; PIL images are taken as given. For arrays the mode is "L", "RGB" or "RGBA" by
+    shape.
     """
     if isinstance(image, (str, os.PathLike)):
         return _load_path(image)
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return _load_stream(io.BytesIO(image), "the image data")
     if isinstance(image, Image.Image):
         return _load_pil(image)
     if isinstance(image, np.ndarray):
-        return _load_array(image)
+        rgb, mode = _load_array(image)
+        return SourceImage(rgb, mode, alpha=mode == "RGBA")
+    if callable(getattr(image, "read", None)):
+        return _load_stream(image, "the image file object")
     raise InputImageError(f"expected {_EXPECTED}; got {type(image).__name__}")
+
+
+def load_image(image: ImageInput) -> tuple[np.ndarray, str]:
+    """``(rgb, source_mode)`` of :func:`read_source`, for callers that need only the pixels."""
+    source = read_source(image)
+    return source.rgb, source.mode
 
 
 def pad_to_multiple(rgb: np.ndarray, multiple: int) -> np.ndarray:
@@ -93,24 +124,52 @@ def to_pil(rgb: np.ndarray) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(rgb))
 
 
-def _load_path(path: str | os.PathLike[str]) -> tuple[np.ndarray, str]:
+def _load_path(path: str | os.PathLike[str]) -> SourceImage:
     """Open, bomb-check, orient and convert an image file."""
     name = os.fsdecode(path)
     try:
-        with open(path, "rb") as handle, _decoding(repr(name)):
-            im = Image.open(handle)  # reads the header only
-            _check_size(*im.size)
-            im = ImageOps.exif_transpose(im)  # decodes the pixels
-            return _to_rgb(im), im.mode
+        with open(path, "rb") as handle:
+            return _load_stream(handle, repr(name))
     except OSError as exc:  # only from open(): _decoding turns Pillow's OSErrors into InputImageError
         raise PsicIOError(f"cannot read {name!r}: {exc.strerror or exc}") from None
 
 
-def _load_pil(im: Image.Image) -> tuple[np.ndarray, str]:
+def _load_stream(handle: BinaryIO, what: str) -> SourceImage:
+    """Open, bomb-check, orient and convert encoded image data."""
+    with _decoding(what):
+        opened = Image.open(handle)  # reads the header only
+        _check_size(*opened.size)
+        bits, frames = _sample_bits(opened), getattr(opened, "n_frames", 1)
+        im = ImageOps.exif_transpose(opened)  # decodes the pixels
+        return _source(im, bits, frames)
+
+
+def _load_pil(im: Image.Image) -> SourceImage:
     """Size-check and convert a PIL image (which may still be lazily loaded)."""
     with _decoding("the PIL image"):
         _check_size(*im.size)
-        return _to_rgb(im), im.mode
+        return _source(im, _sample_bits(im), getattr(im, "n_frames", 1))
+
+
+def _source(im: Image.Image, bits: int, frames: int) -> SourceImage:
+    exif = im.getexif()
+    return SourceImage(
+        rgb=_to_rgb(im),
+        mode=im.mode,
+        bits=bits,
+        frames=frames,
+        alpha=_has_alpha(im),
+        icc_profile=im.info.get("icc_profile") or None,
+        exif=exif if len(exif) else None,
+    )
+
+
+def _sample_bits(im: Image.Image) -> int:
+    """16 for sources with 16-bit samples, which Pillow may already have opened as 8-bit RGB."""
+    if im.mode in _SIXTEEN_BIT_MODES:
+        return 16
+    rawmodes = [str(tile.args) for tile in getattr(im, "tile", None) or ()]
+    return 16 if any(";16" in rawmode for rawmode in rawmodes) else 8
 
 
 def _load_array(array: np.ndarray) -> tuple[np.ndarray, str]:
@@ -145,6 +204,8 @@ def _decoding(what: str) -> Iterator[None]:
             yield
         except PsicError:
             raise
+        except Image.UnidentifiedImageError:
+            raise InputImageError(f"cannot decode {what}: not an image format Pillow reads, or corrupt") from None
         except Exception as exc:
             raise InputImageError(f"cannot decode {what} as an image: {exc}") from exc
 
@@ -162,9 +223,13 @@ def _check_size(width: int, height: int) -> None:
         )
 
 
+def _has_alpha(im: Image.Image) -> bool:
+    return im.mode in _ALPHA_MODES or (im.mode in _KEYED_MODES and "transparency" in im.info)
+
+
 def _to_rgb(im: Image.Image) -> np.ndarray:
     """Convert a PIL image of any supported mode to an HxWx3 uint8 array."""
-    if im.mode in _ALPHA_MODES or (im.mode in _KEYED_MODES and "transparency" in im.info):
+    if _has_alpha(im):
         rgba = im.convert("LA") if im.mode == "La" else im  # Pillow has no La -> RGBA
         return _over_white(np.asarray(rgba.convert("RGBA")))
     if im.mode in _SIXTEEN_BIT_MODES:

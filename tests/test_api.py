@@ -12,6 +12,7 @@ from PIL import Image
 
 import psic
 from psic.errors import (
+    ConversionWarning,
     KeyRequiredError,
     ModelNotAvailableError,
     PsicError,
@@ -105,10 +106,12 @@ def test_any_size_round_trips(tiny_model_path, size):
     assert decode(data, tiny_model_path).shape == (height, width, 3)
 
 
-def test_grayscale_source_mode_is_recorded(tiny_model_path):
+def test_grayscale_source_mode_is_recorded_and_decodes_to_grayscale(tiny_model_path):
     gray = Image.fromarray(np.full((20, 30), 128, dtype=np.uint8), mode="L")
-    info = psic.inspect(psic.encode(gray, model=str(tiny_model_path)))
-    assert info.source_mode == "L"
+    with pytest.warns(ConversionWarning, match="greyscale"):
+        data = psic.encode(gray, model=str(tiny_model_path))
+    assert psic.inspect(data).source_mode == "L"
+    assert psic.decode(data, model=str(tiny_model_path)).mode == "L"
 
 
 def test_inspect_reports_header_without_decoding(encoded, tiny_model_path):
@@ -173,3 +176,17 @@ def test_random_bit_flips_raise_psic_errors(photo, tiny_model_path):
 def test_import_does_not_load_torch():
     code = "import sys, psic; psic.inspect; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_quality_picks_the_installed_model_of_that_quality():
+    from psic.codec.registry import default_model, registered_models, resolve_model_path
+
+    default = default_model()
+    if default.quality is None:
+        pytest.skip("the default model is a gain network: every quality is one of its levels")
+    for entry in registered_models():
+        if entry.quality is not None and entry.architecture == default.architecture:
+            assert resolve_model_path(None, entry.quality) == (entry.path, entry.sha256)
+    missing = next(q for q in range(1, 9) if all(m.quality != q for m in registered_models()))
+    with pytest.raises(UsageError, match=f"no installed model has quality {missing}"):
+        resolve_model_path(None, missing)

@@ -172,7 +172,7 @@ def test_cli_eval_privacy(captioned_dir, tiny_model_path, tiny_vlp, monkeypatch,
     assert "ASR full->protected" in result.stderr
     _check_report(json.loads(result.stdout, parse_constant=lambda c: None), targets=1)
     empty = CliRunner().invoke(cli, ["eval", "privacy", "--data", str(tmp_path), "-t", "x"])
-    assert empty.exit_code == 3 and "captioned set" in empty.stderr
+    assert empty.exit_code == 12 and "captioned data set" in empty.stderr
 
 
 def test_eval_help_does_not_import_torch():

@@ -22,7 +22,6 @@ import pytest
 
 from psic import errors
 from psic.format import (
-    FORMAT_VERSION,
     MAX_PIXELS,
     MAX_SIDE,
     SIGNATURE,
@@ -111,7 +110,7 @@ def test_round_trip_with_slots_and_metadata() -> None:
     assert back == f
     assert back.key_slots == f.key_slots
     assert dict(back.metadata) == {"title": "Ünïcode ✓", "author": "me", "empty": ""}
-    assert back.version == FORMAT_VERSION
+    assert back.version == (1, 0)  # no 1.1 chunk: written as a 1.0 file
 
 
 def test_chunks_are_written_in_order_with_metadata_sorted() -> None:
@@ -494,3 +493,60 @@ def test_format_package_does_not_import_torch_or_numpy() -> None:
     command = [sys.executable, "-c", _IMPORT_FORMAT_ALONE]
     result = subprocess.run(command, capture_output=True, text=True, check=True, cwd=repo)
     assert result.stdout.strip() == "[]"
+
+
+# --- version 1.1: the photo's ICC profile and EXIF ----------------------------------------
+
+
+def test_icc_and_exif_round_trip_as_version_1_1() -> None:
+    f = dataclasses.replace(full_file(), version=None, icc_profile=b"icc" * 300, exif=b"II*\0exif")
+    data = write_file(f)
+    assert data[MINOR_OFFSET] == 1
+    back = read_file(data)
+    assert (back.icc_profile, back.exif, back.version) == (f.icc_profile, f.exif, (1, 1))
+    kinds = [c.type for c in iter_chunks(_after_preamble(data))]
+    assert kinds == [b"HEAD", b"KEYS", b"iccp", b"exif", b"meta", b"meta", b"meta", b"LATN"]
+
+
+def test_icc_payload_is_one_zlib_stream() -> None:
+    profile = b"profile " * 100
+    data = assemble(
+        chunk(b"HEAD", head_payload()), chunk(b"iccp", zlib.compress(profile)), chunk(b"LATN", latn_payload()),
+        chunk(b"IEND", b""), minor=1,
+    )
+    assert read_file(data).icc_profile == profile
+
+
+@pytest.mark.parametrize(
+    ("payload", "error"),
+    [
+        (b"not zlib", errors.MalformedError),
+        (zlib.compress(b"x")[:-2], errors.MalformedError),  # incomplete stream
+        (zlib.compress(b"x") + b"extra", errors.MalformedError),
+        (zlib.compress(b""), errors.MalformedError),
+        (zlib.compress(bytes(2**24 + 1)), errors.LimitError),  # a compression bomb: refused while inflating
+    ],
+)
+def test_bad_blob_payloads_are_rejected(payload: bytes, error: type) -> None:
+    data = assemble(
+        chunk(b"HEAD", head_payload()), chunk(b"exif", payload), chunk(b"LATN", latn_payload()),
+        chunk(b"IEND", b""), minor=1,
+    )
+    with pytest.raises(error):
+        read_file(data)
+
+
+def test_exif_before_iccp_is_out_of_order() -> None:
+    blob = zlib.compress(b"x")
+    data = assemble(
+        chunk(b"HEAD", head_payload()), chunk(b"exif", blob), chunk(b"iccp", blob), chunk(b"LATN", latn_payload()),
+        chunk(b"IEND", b""), minor=1,
+    )
+    with pytest.raises(errors.MalformedError, match="out of order"):
+        read_file(data)
+
+
+def _after_preamble(data: bytes) -> io.BytesIO:
+    stream = io.BytesIO(data)
+    read_preamble(stream)
+    return stream

@@ -337,7 +337,7 @@ def test_wrong_shape(shape: tuple[int, ...]) -> None:
     assert "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize("value", [None, 3, b"bytes", [[0, 0, 0]]])
+@pytest.mark.parametrize("value", [None, 3, [[0, 0, 0]]])
 def test_wrong_type(value: object) -> None:
     with pytest.raises(InputImageError, match="expected a path"):
         imageio.load_image(value)  # type: ignore[arg-type]

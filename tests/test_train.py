@@ -9,8 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from psic.datasets import read_captioned, split
 from psic.train import losses
-from psic.train.data import read_captioned, split
 from psic.train.trainer import Trainer, TrainingDivergedError, TrainSettings
 
 
@@ -223,7 +223,7 @@ def test_invalid_settings_are_refused(captioned_dir, bad):
 
 
 def test_retrieval_metrics_and_attack_success_rate():
-    from psic.eval.retrieval import attack_success_rate, recall_at, retrieval_hits
+    from psic.retrieval import attack_success_rate, recall_at, retrieval_hits
 
     owner = torch.tensor([0, 0, 1, 1, 2, 2])
     texts = unit([[1, 0, 0], [1, 0.1, 0], [0, 1, 0], [0, 1, 0.1], [0, 0, 1], [0.1, 0, 1]])

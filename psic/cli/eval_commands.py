@@ -46,15 +46,13 @@ def rd(model: str | None, qualities: tuple[int, ...], images: str, device: str |
     print the mean bpp and PSNR (8-bit RGB) per level. Over the ladder, print the BD-rate of PSIC's full and
     protected curves against each baseline's average fixed-quality curve (negative: PSIC needs fewer bits).
     """
+    from psic.datasets import image_folder
     from psic.eval import rate_distortion as rdm
-    from psic.train.data import image_folder
 
     for name in (json_name, plot_name):
         if name is not None:
             output.check_output(name, force=force)
     paths = image_folder(images)
-    if not paths:
-        raise UsageError(f"no images (.png, .jpg, .jpeg, .webp, .bmp) in {output.display_name(images)}")
     levels = list(qualities) or rdm.ladder_qualities(model)
     with output.status(f"evaluating {len(paths)} images at {len(levels)} levels"):
         report = rdm.evaluate_ladder(model, paths, levels, device)

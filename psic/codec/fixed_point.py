@@ -37,6 +37,10 @@ def _channel_shifts(weight: Tensor, out_dim: int) -> Tensor:
 class _IntegerLayer(nn.Module):
     """One frozen convolution: integer weights, integer bias, per-channel rescale shift."""
 
+    weight: Tensor
+    bias: Tensor
+    shift: Tensor
+
     def __init__(self, layer: nn.Conv2d | nn.ConvTranspose2d) -> None:
         super().__init__()
         self.transposed = isinstance(layer, nn.ConvTranspose2d)
@@ -51,9 +55,9 @@ class _IntegerLayer(nn.Module):
         self.register_buffer("weight", torch.round(weight * scale).to(torch.int16))  # |w| < 2**WEIGHT_BITS
         self.register_buffer("bias", torch.round(bias * bias_scale).to(torch.int64))
         self.register_buffer("shift", shifts)
-        self.stride = layer.stride
-        self.padding = layer.padding
-        self.output_padding = getattr(layer, "output_padding", (0, 0))
+        self.stride: tuple[int, ...] = layer.stride
+        self.padding: tuple[int, ...] = tuple(layer.padding)  # type: ignore[arg-type]  # h_s pads by numbers
+        self.output_padding: tuple[int, ...] = getattr(layer, "output_padding", (0, 0))
         self._check_exact()
 
     def _fan_in(self) -> int:
@@ -90,6 +94,9 @@ def _rounding_shift(acc: Tensor, shift: Tensor) -> Tensor:
 
 class IntegerHyperSynthesis(nn.Module):
     """Frozen integer copy of h_s that maps z symbols to y scale-table indexes."""
+
+    medians: Tensor
+    thresholds: Tensor
 
     def __init__(self, h_s: nn.Sequential, medians: Tensor, scale_table: Tensor) -> None:
         super().__init__()

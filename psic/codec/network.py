@@ -20,8 +20,9 @@ import torch
 from torch import Tensor, nn
 
 from psic.codec.cltg import ConditionBiases
-from psic.codec.compressai_parts import GDN, EntropyBottleneck, GaussianConditional
+from psic.codec.entropy_models import EntropyBottleneck, GaussianConditional
 from psic.codec.fixed_point import IntegerHyperSynthesis
+from psic.codec.layers import GDN
 from psic.codec.registry import ModelIdentity
 
 ARCHITECTURE = "conditional-scale-hyperprior"
@@ -82,6 +83,12 @@ class Subpixel(nn.Sequential):
 
     def __init__(self, cin: int, cout: int) -> None:
         super().__init__(nn.Conv2d(cin, cout * 4, 3, padding=1), nn.PixelShuffle(2))
+
+    @property
+    def conv(self) -> nn.Conv2d:
+        conv = self[0]
+        assert isinstance(conv, nn.Conv2d)
+        return conv
 
 
 class ConditionalSynthesis(nn.Module):
@@ -144,7 +151,7 @@ class ConditionalHyperprior(nn.Module):
         self.gains = LatentGains(arch.levels, M) if arch.variable_rate else None
         self.entropy_bottleneck = EntropyBottleneck(N)
         self.gaussian_conditional = GaussianConditional(None)
-        self.integer_h_s = self._integer_h_s()
+        self.integer_h_s: IntegerHyperSynthesis = self._integer_h_s()
         self.identity: ModelIdentity | None = None  # set when loaded from a weights file
 
     def _integer_h_s(self) -> IntegerHyperSynthesis:
@@ -166,12 +173,14 @@ class ConditionalHyperprior(nn.Module):
         """The latent that is quantized and coded (scaled by the level's gain)."""
         self.check_level(level)
         y = self.g_a(x)
-        return y if self.gains is None else y * self.gains.gain(level.to(y.device))
+        if self.gains is None or level is None:  # check_level allows no level only without gains
+            return y
+        return y * self.gains.gain(level.to(y.device))
 
     def synthesis(self, y_hat: Tensor, beta: Tensor, level: Tensor | None = None) -> Tensor:
         """Render a quantized latent in the mode ``beta`` (unclamped)."""
         self.check_level(level)
-        if self.gains is not None:
+        if self.gains is not None and level is not None:  # check_level demands a level with gains
             y_hat = y_hat * self.gains.inverse_gain(level.to(y_hat.device))
         return self.g_s(y_hat, beta)
 

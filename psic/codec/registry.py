@@ -11,13 +11,14 @@ so the decoder knows the level without any field the one-rate models did not hav
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from psic.errors import ModelNotAvailableError
+from psic.errors import ModelNotAvailableError, UsageError
 
 MODEL_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 _LEVEL_NAME = re.compile(r"(?P<base>[a-z0-9][a-z0-9._-]*)-q(?P<quality>[1-9][0-9]?)")
@@ -140,3 +141,37 @@ def default_model() -> ModelEntry:
     if default is None:
         raise ModelNotAvailableError(f"the registry's default model {default_name!r} is not registered")
     return default
+
+
+def _default_for(quality: int | None) -> ModelEntry:
+    """The default model, or, when it is a one-rate model of another quality, the installed one of ``quality``."""
+    default = default_model()
+    if quality is None or default.quality is None or default.quality == quality:
+        return default
+    same_family = [m for m in registered_models() if m.quality == quality and m.architecture == default.architecture]
+    if not same_family:
+        installed = sorted({m.quality for m in registered_models() if m.quality is not None})
+        raise UsageError(f"no installed model has quality {quality} (installed: {', '.join(map(str, installed))})")
+    return same_family[0]
+
+
+def resolve_model_path(spec: str | os.PathLike | None, quality: int | None) -> tuple[Path, str | None]:
+    """A registered name, a weights file path, or None for the default: (path, expected sha256).
+
+    ``quality`` must match a one-rate model's; a gain network's level is checked when coding.
+    """
+    if spec is None:
+        entry = _default_for(quality)
+    else:
+        found = find_model(str(spec)) if isinstance(spec, str) else None
+        if found is None:
+            path = Path(spec)
+            if path.is_file():
+                return path, None
+            if path.suffix == ".safetensors" or path.exists():
+                raise ModelNotAvailableError(f"weights file not found: {path}")
+            raise ModelNotAvailableError(f"no model named {str(spec)!r} is installed and no such file exists")
+        entry = found
+    if entry.quality is not None and quality is not None and entry.quality != quality:
+        raise UsageError(f"model {entry.name!r} has quality {entry.quality}, not {quality}")
+    return entry.path, entry.sha256

@@ -15,7 +15,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 
 from psic.codec.network import ARCHITECTURES, Architecture, ConditionalHyperprior
-from psic.codec.registry import MODEL_NAME, ModelEntry, ModelIdentity, default_model, find_model
+from psic.codec.registry import MODEL_NAME, ModelIdentity, resolve_model_path
 from psic.errors import DeviceError, ModelError, ModelNotAvailableError, UsageError, WeightsMismatchError
 
 WEIGHTS_FORMAT = "1"
@@ -143,25 +143,6 @@ def load_weights_file(
     quality = int(metadata["psic.quality"]) if "psic.quality" in metadata else None
     model.identity = ModelIdentity(name=metadata["psic.name"], sha256=sha256, quality=quality, levels=model.arch.levels)
     return model.eval().requires_grad_(False).to(device)
-
-
-def resolve_model_path(spec: str | os.PathLike | None, quality: int | None) -> tuple[Path, str | None]:
-    """A registered name, a weights file path, or None for the default: (path, expected sha256).
-
-    ``quality`` must match a one-rate model's; a gain network's level is checked when coding.
-    """
-    if spec is None:
-        entry: ModelEntry | None = default_model()
-    else:
-        entry = find_model(str(spec)) if isinstance(spec, str) else None
-        if entry is None:
-            path = Path(spec)
-            if path.suffix == ".safetensors" or path.exists():
-                return path, None
-            raise ModelNotAvailableError(f"no model named {str(spec)!r} is installed and no such file exists")
-    if entry.quality is not None and quality is not None and entry.quality != quality:
-        raise UsageError(f"model {entry.name!r} has quality {entry.quality}, not {quality}")
-    return entry.path, entry.sha256
 
 
 def load_model(

@@ -24,8 +24,8 @@ import numpy as np
 from PIL import Image
 
 from psic import imageio
+from psic.datasets import CaptionedImages, read_captioned, split
 from psic.eval.rate_distortion import bits_per_pixel, decode_baseline, encode_baseline, match_bpp, psic_round_trip, psnr
-from psic.train.data import CaptionedImages, read_captioned, split
 
 if TYPE_CHECKING:
     import torch
@@ -62,7 +62,7 @@ class Galleries:
 
 def validation_set(data_root: str | os.PathLike, val_count: int = 1000, limit: int | None = None) -> CaptionedImages:
     """The fixed validation split (the one training holds out), optionally its first ``limit`` images."""
-    _, val = split(read_captioned(data_root), val_count)
+    _, val = split(read_captioned(os.fspath(data_root)), val_count)
     if limit is not None:
         val = CaptionedImages(val.root, val.names[:limit], val.captions[:limit])
     if not val.names:
@@ -147,7 +147,7 @@ def _load_target(spec: TargetSpec, device: str | None) -> VisionLanguageModel:
 def _evaluate_target(vlp: VisionLanguageModel, val: CaptionedImages, galleries: Galleries, batch_size: int) -> dict:
     import torch
 
-    from psic.eval.retrieval import attack_success_rate, recall_at, retrieval_hits
+    from psic.retrieval import attack_success_rate, recall_at, retrieval_hits
 
     captions = [caption for group in val.captions for caption in group]
     owner = torch.tensor([i for i, group in enumerate(val.captions) for _ in group])

@@ -17,6 +17,7 @@ import io
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -186,7 +187,7 @@ def summarize(
     def mean(rows: Sequence[dict], key: str) -> float:
         return float(np.mean([row[key] for row in rows])) if rows else float("nan")
 
-    summary = {
+    summary: dict[str, Any] = {
         "images": len(psic_rows),
         **{key: mean(psic_rows, key) for key in ("bpp", "psnr_full", "psnr_protected", "psnr_full_vs_protected")},
         "baselines": {},
@@ -207,7 +208,8 @@ def ladder_qualities(model_spec: str | os.PathLike | None) -> list[int | None]:
     """Every level of a gain network, or the one rate (None) of a one-rate model."""
     from psic import api
 
-    levels = api.load_model(model_spec, device="cpu").identity.levels
+    identity = api.load_model(model_spec, device="cpu").identity
+    levels = identity.levels if identity is not None else 0
     return list(range(1, levels + 1)) if levels else [None]
 
 
@@ -225,14 +227,15 @@ def evaluate_ladder(
     from psic.eval.bd_rate import bd_rate
 
     curves = {codec: codec_curve(image_paths, codec) for codec in BASELINES}
-    levels = []
+    levels: list[dict] = []
+    summaries: list[dict] = []
     for quality in qualities:
         rows = evaluate_psic(model_spec, image_paths, device, quality)
         matched = match_psic(image_paths, rows)
-        levels.append({"quality": quality, "summary": summarize(rows, matched, curves), "psic": rows, "baselines": matched})
+        summaries.append(summarize(rows, matched, curves))
+        levels.append({"quality": quality, "summary": summaries[-1], "psic": rows, "baselines": matched})
     psic_curves = {
-        mode: [(level["summary"]["bpp"], level["summary"][f"psnr_{mode}"]) for level in levels]
-        for mode in ("full", "protected")
+        mode: [(float(s["bpp"]), float(s[f"psnr_{mode}"])) for s in summaries] for mode in ("full", "protected")
     }
     bd = {mode: {codec: bd_rate(curves[codec], curve) for codec in BASELINES} for mode, curve in psic_curves.items()}
     return {"levels": levels, "curves": curves, "psic_curves": psic_curves, "bd_rate": bd}

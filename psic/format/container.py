@@ -7,33 +7,44 @@ import io
 from psic.errors import MalformedError, UnknownCriticalChunkError, UnsupportedVersionError
 from psic.format.chunks import Chunk, Preamble, build_file, is_critical, iter_chunks, read_preamble
 from psic.format.payloads import (
+    decode_blob,
     decode_head,
     decode_keys,
     decode_latn,
     decode_meta,
+    encode_blob,
     encode_head,
     encode_keys,
     encode_latn,
     encode_meta,
 )
 from psic.format.records import Header, KeySlot, PsicFile
-from psic.format.spec import FORMAT_VERSION, HEAD, KEYS, LATN, META
+from psic.format.spec import BASE_VERSION, EXIF, FORMAT_VERSION, HEAD, ICCP, KEYS, LATN, META
 from psic.format.validate import check_file
 
 #: Position of each known chunk type in the required order; only meta may repeat.
-_RANK = {HEAD: 0, KEYS: 1, META: 2, LATN: 3}
+_RANK = {HEAD: 0, KEYS: 1, ICCP: 2, EXIF: 3, META: 4, LATN: 5}
 _REPEATABLE = {META}
 
 
 def write_file(f: PsicFile) -> bytes:
-    """Serialize ``f`` deterministically (HEAD, KEYS, meta by key, LATN, IEND) after validating it."""
+    """Serialize ``f`` deterministically (HEAD, KEYS, iccp, exif, meta by key, LATN, IEND) after validating it.
+
+    The version written is 1.1 with an ICC profile or EXIF and 1.0 otherwise: every
+    file is readable by the oldest reader that understands all of its chunks.
+    """
     check_file(f)
     chunks = [Chunk(HEAD, encode_head(f.header))]
     if f.key_slots:
         chunks.append(Chunk(KEYS, encode_keys(f.key_slots)))
+    if f.icc_profile:
+        chunks.append(Chunk(ICCP, encode_blob(f.icc_profile)))
+    if f.exif:
+        chunks.append(Chunk(EXIF, encode_blob(f.exif)))
     chunks.extend(Chunk(META, encode_meta(key, f.metadata[key])) for key in sorted(f.metadata))
     chunks.append(Chunk(LATN, encode_latn(f.z_string, f.y_string)))
-    return build_file(Preamble(*FORMAT_VERSION, flags=0), chunks)
+    version = FORMAT_VERSION if f.icc_profile or f.exif else BASE_VERSION
+    return build_file(Preamble(*version, flags=0), chunks)
 
 
 def read_file(data: bytes | bytearray | memoryview) -> PsicFile:
@@ -69,6 +80,7 @@ class _ChunkReader:
         self.key_slots: tuple[KeySlot, ...] = ()
         self.metadata: dict[str, str] = {}
         self.latents: tuple[bytes, bytes] | None = None
+        self.blobs: dict[bytes, bytes] = {}
 
     def add(self, chunk: Chunk) -> None:
         rank = _RANK.get(chunk.type)
@@ -90,6 +102,8 @@ class _ChunkReader:
             self.key_slots = decode_keys(chunk.payload)
         elif chunk.type == META:
             self._add_meta(*decode_meta(chunk.payload))
+        elif chunk.type in (ICCP, EXIF):
+            self.blobs[chunk.type] = decode_blob(chunk.payload, chunk.type.decode())
         else:
             self.latents = decode_latn(chunk.payload)
 
@@ -104,4 +118,7 @@ class _ChunkReader:
         if self.latents is None:
             raise MalformedError("file has no LATN chunk")
         z_string, y_string = self.latents
-        return PsicFile(self.header, z_string, y_string, self.key_slots, self.metadata, version)
+        return PsicFile(
+            self.header, z_string, y_string, self.key_slots, self.metadata, version,
+            icc_profile=self.blobs.get(ICCP), exif=self.blobs.get(EXIF),
+        )

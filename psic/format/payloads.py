@@ -6,14 +6,16 @@ bytes inside it means the payload is malformed, not that the file is truncated.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import asdict
 
 import construct as cs
 
-from psic.errors import MalformedError
+from psic.errors import LimitError, MalformedError
 from psic.format.fields import BoundedBytes, psic_errors
 from psic.format.records import Header, KeySlot
 from psic.format.spec import (
+    MAX_INFLATED,
     META_KEY_MAX,
     SALT_SIZE,
     SOURCE_MODES,
@@ -136,3 +138,24 @@ def decode_latn(payload: bytes) -> tuple[bytes, bytes]:
     with psic_errors(MalformedError, "LATN payload"):
         parsed = _LATN.parse(payload)
     return parsed.z, parsed.y
+
+
+def encode_blob(data: bytes) -> bytes:
+    """iccp / exif payload: the bytes as one zlib stream (RFC 1950)."""
+    return zlib.compress(data, 9)
+
+
+def decode_blob(payload: bytes, what: str) -> bytes:
+    """The bytes of an iccp / exif payload, inflated to at most MAX_INFLATED bytes."""
+    inflater = zlib.decompressobj()
+    try:
+        data = inflater.decompress(payload, MAX_INFLATED)
+    except zlib.error as exc:
+        raise MalformedError(f"{what} payload is not a zlib stream: {exc}") from None
+    if inflater.unconsumed_tail:
+        raise LimitError(f"{what} payload inflates to more than {MAX_INFLATED} bytes")
+    if not inflater.eof or inflater.unused_data:
+        raise MalformedError(f"{what} payload is not exactly one complete zlib stream")
+    if not data:
+        raise MalformedError(f"{what} payload is empty")
+    return data

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
-from psic.format.spec import FORMAT_VERSION
+from psic.format.spec import BASE_VERSION, FORMAT_VERSION
 
 
 class Metadata(Mapping[str, str]):
@@ -60,8 +60,9 @@ class KeySlot:
 class PsicFile:
     """A whole ``.psic`` file.
 
-    ``version`` records what :func:`read_file` found; :func:`write_file` always writes
-    ``FORMAT_VERSION``. ``key_slots`` and ``metadata`` are frozen on construction.
+    ``version`` records what :func:`read_file` found; :func:`write_file` writes 1.1 when
+    the file has an ICC profile or EXIF, else 1.0. ``key_slots`` and ``metadata`` are
+    frozen on construction. ``exif`` is a TIFF structure (no ``Exif\0\0`` header).
     """
 
     header: Header
@@ -69,9 +70,12 @@ class PsicFile:
     y_string: bytes
     key_slots: tuple[KeySlot, ...] = ()
     metadata: Mapping[str, str] = field(default_factory=Metadata)
-    version: tuple[int, int] = FORMAT_VERSION
+    version: tuple[int, int] | None = None  # None: the version write_file writes for it
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "key_slots", tuple(self.key_slots))
         object.__setattr__(self, "metadata", Metadata(self.metadata))
-        object.__setattr__(self, "version", tuple(self.version))
+        version = self.version or (FORMAT_VERSION if self.icc_profile or self.exif else BASE_VERSION)
+        object.__setattr__(self, "version", tuple(version))

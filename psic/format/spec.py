@@ -10,8 +10,10 @@ from types import MappingProxyType
 #: First 8 bytes of every ``.psic`` file (high bit, name, CR LF, EOF, LF: catches text-mode damage).
 SIGNATURE = b"\x89PSIC\r\n\x1a\n"
 
-#: (major, minor) written by this library.
-FORMAT_VERSION = (1, 0)
+#: (major, minor) written by this library for files with a photo's ICC profile or EXIF;
+#: files without them are written as (and are) version 1.0 files.
+FORMAT_VERSION = (1, 1)
+BASE_VERSION = (1, 0)
 
 #: Largest image side and pixel count a reader accepts.
 MAX_SIDE = 32768
@@ -30,12 +32,17 @@ SALT_SIZE = 16
 VERIFIER_SIZE = 32
 META_KEY_MAX = 79
 
+#: Largest ICC profile or EXIF block a reader inflates (zlib), against compression bombs.
+MAX_INFLATED = 2**24
+
 #: Key-derivation functions of a keyword slot.
 KDF_SCRYPT = 1
 
 HEAD = b"HEAD"
 KEYS = b"KEYS"
 META = b"meta"
+ICCP = b"iccp"
+EXIF = b"exif"
 LATN = b"LATN"
 IEND = b"IEND"
 

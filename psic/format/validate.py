@@ -9,6 +9,7 @@ from psic.errors import LimitError, MalformedError, UnsupportedError
 from psic.format.records import Header, KeySlot, PsicFile
 from psic.format.spec import (
     KDF_SCRYPT,
+    MAX_INFLATED,
     MAX_KEY_SLOTS,
     MAX_PIXELS,
     MAX_SIDE,
@@ -32,6 +33,11 @@ def check_file(f: PsicFile) -> None:
     check_metadata(f.metadata)
     _check_bytes(f.z_string, None, "z string")
     _check_bytes(f.y_string, None, "y string")
+    for blob, what in ((f.icc_profile, "ICC profile"), (f.exif, "EXIF")):
+        if blob is not None:
+            _check_bytes(blob, None, what)
+            if not 0 < len(blob) <= MAX_INFLATED:
+                raise LimitError(f"{what} must be 1..{MAX_INFLATED} bytes")
 
 
 def check_header(header: Header) -> None:

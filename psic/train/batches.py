@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from psic.train.data import CaptionedImages
+from psic.datasets import CaptionedImages
 
 
 @dataclass

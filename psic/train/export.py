@@ -44,12 +44,20 @@ def fit_quantiles(model: ConditionalHyperprior, steps: int = QUANTILE_STEPS) -> 
     return float(model.aux_loss().detach())
 
 
+def exported_model(
+    source: str | os.PathLike, quantile_steps: int = QUANTILE_STEPS
+) -> tuple[ConditionalHyperprior, float]:
+    """(frozen fp32 model, final auxiliary loss) of a checkpoint (last.pt) or weights file, as export builds it."""
+    model = model_from_file(source)
+    aux = fit_quantiles(model, quantile_steps)
+    model.eval().freeze_entropy_models()
+    return model, aux
+
+
 def export_weights(
     source: str | os.PathLike, *, name: str, quality: int | None = None, half: bool = True,
     quantile_steps: int = QUANTILE_STEPS,
 ) -> tuple[bytes, float]:
     """(safetensors bytes, final auxiliary loss) of a checkpoint (last.pt) or weights file."""
-    model = model_from_file(source)
-    aux = fit_quantiles(model, quantile_steps)
-    model.eval().freeze_entropy_models()
+    model, aux = exported_model(source, quantile_steps)
     return weights_bytes(model, name=name, quality=quality, half=half), aux

@@ -21,7 +21,8 @@ EVIDENCE_TAU = 0.1  # the outer evidence temperature of the reference code
 
 def bits_per_pixel_per_image(likelihoods: dict[str, Tensor], pixels_per_image: int) -> Tensor:
     """[B] rate of each image, so that each can be weighed by its own level's lambda."""
-    return sum(torch.log2(v.float()).flatten(1).sum(dim=1) for v in likelihoods.values()) / (-pixels_per_image)
+    bits = torch.stack([torch.log2(v.float()).flatten(1).sum(dim=1) for v in likelihoods.values()]).sum(dim=0)
+    return bits / (-pixels_per_image)
 
 
 def psnr(mse: Tensor) -> float:

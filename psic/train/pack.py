@@ -12,14 +12,15 @@ import io
 import json
 import os
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
+from psic.datasets import image_folder, read_captioned, split
 from psic.train.batches import ImagePool
-from psic.train.data import image_folder, read_captioned, split
 
 PACK_VERSION = 1
 
@@ -68,7 +69,7 @@ def build_pack(
         blobs, captions, counts = [], [], []
         for i in sorted(order):
             with Image.open(train_set.image_path(i)) as im:
-                small = im.convert("RGB").resize((settings.size, settings.size), Image.BICUBIC)
+                small = im.convert("RGB").resize((settings.size, settings.size), Image.Resampling.BICUBIC)
             blobs.append(_jpeg(small, settings.quality))
             chosen = list(train_set.captions[i][: settings.captions_per_image])
             captions.extend(chosen)
@@ -100,7 +101,7 @@ def save_pack(path: str | os.PathLike, arrays: dict) -> None:
 
 def _decode_all(data: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
     out = []
-    for start, end in zip(offsets[:-1], offsets[1:]):
+    for start, end in pairwise(offsets):
         with Image.open(io.BytesIO(data[start:end].tobytes())) as im:
             out.append(np.asarray(im.convert("RGB")))
     return out
@@ -117,7 +118,7 @@ def load_pack(path: str | os.PathLike) -> Pack:
     if "captioned_jpeg" in arrays:
         images = _decode_all(arrays["captioned_jpeg"], arrays["captioned_offsets"])
         bounds = arrays["caption_offsets"]
-        captions = [list(range(int(a), int(b))) for a, b in zip(bounds[:-1], bounds[1:])]
+        captions = [list(range(int(a), int(b))) for a, b in pairwise(bounds)]
         captioned = ImagePool(images, captions)
         features = torch.from_numpy(arrays["caption_features"]).float()
     if "folder_jpeg" in arrays:

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save
 
-from psic.eval.retrieval import recall_at
-from psic.train import data as datasets
+from psic import datasets
+from psic.retrieval import recall_at
 from psic.train.feature_cache import cached, content_key
 from psic.vlp import surrogate
 from psic.vlp.preprocess import preprocess

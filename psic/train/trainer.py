@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from psic.codec.network import (
     ARCHITECTURE,
@@ -29,10 +28,10 @@ from psic.codec.network import (
     Architecture,
     ConditionalHyperprior,
 )
+from psic.datasets import image_folder, read_captioned, split
 from psic.train import distributed, losses, robustness
 from psic.train.batches import Batch, ImagePool, concat
 from psic.train.checkpoint import load_checkpoint, load_initial_parameters, save_checkpoint
-from psic.train.data import image_folder, read_captioned, split
 from psic.train.feature_cache import cached, content_key, text_tower_fingerprint
 
 STAGE2_TRAINABLE = ("g_s.",)  # the conditional decoder and its CLTG (MLP + projections)

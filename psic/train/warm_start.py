@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from psic.codec.network import ConditionalHyperprior
+from psic.codec.network import ConditionalHyperprior, Subpixel
 
 
 @torch.no_grad()
@@ -25,6 +25,8 @@ def subpixel_from_deconv(deconv: nn.ConvTranspose2d, conv: nn.Conv2d) -> None:
     """
     if deconv.kernel_size != (5, 5) or deconv.stride != (2, 2) or deconv.padding != (2, 2):
         raise ValueError("only 5x5 stride-2 transposed convolutions with padding 2 convert")
+    if deconv.bias is None or conv.bias is None:
+        raise ValueError("both convolutions need biases")
     cin, cout = deconv.weight.shape[:2]
     weight = torch.zeros(cout, 2, 2, cin, 3, 3)  # (channel, row phase, column phase, input, ty, tx)
     for ry in range(2):
@@ -52,4 +54,6 @@ def gain_network_from(one_rate: ConditionalHyperprior, target: ConditionalHyperp
         if name in source and source[name].shape == parameter.shape:
             parameter.copy_(source[name])
     for old, new in zip(one_rate.g_s.deconvs, target.g_s.deconvs):
-        subpixel_from_deconv(old, new[0])
+        if not isinstance(old, nn.ConvTranspose2d) or not isinstance(new, Subpixel):
+            raise TypeError("expected transposed convolutions in the source and sub-pixel stages in the target")
+        subpixel_from_deconv(old, new.conv)

@@ -8,6 +8,7 @@ the paper's target, for users with internet) or a local checkpoint file.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import torch
 
@@ -52,7 +53,7 @@ def surrogate_weights_path(name: str, weights: str | os.PathLike | None) -> str 
     from psic.vlp import surrogate
 
     if weights is not None:
-        return weights
+        return Path(weights)
     path, expected = surrogate.shipped_weights(name)
     if file_sha256(path) != expected:
         raise WeightsMismatchError(f"{path.name} does not match its registered sha256")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +25,7 @@ class VisionLanguageModel(nn.Module):
         name: str,
     ) -> None:
         super().__init__()
-        self.model = model.float().eval().requires_grad_(False)
+        self.model: Any = model.float().eval().requires_grad_(False)  # open_clip's CLIP classes, untyped
         self.tokenizer = tokenizer
         self.image_size = image_size
         self.mean = tuple(mean)

@@ -1,4 +1,4 @@
-"""Training data: Flickr8k-style captioned photos and caption-less image folders.
+"""Captioned photos (Flickr8k style) and caption-less image folders, for training and evaluation.
 
 A captioned set is a folder with ``captions.tsv`` (``image<TAB>caption``, a header line)
 and an ``images/`` folder. The validation split is a fixed function of the file names,
@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from psic.errors import DataError
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 
 
@@ -32,15 +34,22 @@ class CaptionedImages:
 def read_captioned(root: str | Path) -> CaptionedImages:
     """Read ``captions.tsv`` with a real TSV parser (captions may hold commas and quotes)."""
     root = Path(root)
+    table = root / "captions.tsv"
     grouped: dict[str, list[str]] = defaultdict(list)
-    with open(root / "captions.tsv", encoding="utf-8", newline="") as f:
-        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        header = next(reader, None)
-        if header != ["image", "caption"]:
-            raise ValueError(f"{root / 'captions.tsv'}: expected the header 'image<TAB>caption'")
-        for row in reader:
-            if len(row) == 2 and row[1].strip():
-                grouped[row[0]].append(row[1].strip())
+    try:
+        with open(table, encoding="utf-8", newline="") as f:
+            reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+            header = next(reader, None)
+            if header != ["image", "caption"]:
+                raise DataError(f"{table}: expected the header 'image<TAB>caption'")
+            for row in reader:
+                if len(row) == 2 and row[1].strip():
+                    grouped[row[0]].append(row[1].strip())
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise DataError(f"cannot read the captioned data set {table}: {reason}") from None
+    if not grouped:
+        raise DataError(f"{table} lists no captioned images")
     names = tuple(sorted(grouped))
     return CaptionedImages(root, names, tuple(tuple(grouped[n]) for n in names))
 
@@ -59,7 +68,13 @@ def _subset(data: CaptionedImages, indexes: list[int]) -> CaptionedImages:
 
 def image_folder(root: str | Path) -> list[Path]:
     """Caption-less photos (for the rate-distortion part of training)."""
-    return sorted(p for p in Path(root).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    try:
+        photos = sorted(p for p in Path(root).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    except OSError as exc:
+        raise DataError(f"cannot read the image folder {root}: {exc.strerror or exc}") from None
+    if not photos:
+        raise DataError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {root}")
+    return photos
 
 
 def load_square(paths: list[Path], size: int) -> np.ndarray:
@@ -67,5 +82,5 @@ def load_square(paths: list[Path], size: int) -> np.ndarray:
     out = np.empty((len(paths), size, size, 3), dtype=np.uint8)
     for i, path in enumerate(paths):
         with Image.open(path) as im:
-            out[i] = np.asarray(im.convert("RGB").resize((size, size), Image.BICUBIC))
+            out[i] = np.asarray(im.convert("RGB").resize((size, size), Image.Resampling.BICUBIC))
     return out

@@ -1,0 +1,57 @@
+"""User mistakes in ``psic train`` and ``psic eval`` exit with their typed codes, not "internal error"."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from psic import errors
+from psic.cli.main import cli
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def one_error_line(result, code: int) -> str:
+    assert result.exit_code == code, result.output
+    assert "internal error" not in result.stderr and "Traceback" not in result.output
+    (line,) = [text for text in result.stderr.splitlines() if text.strip()]
+    return line
+
+
+def test_missing_captions_table_is_a_data_error(tmp_path):
+    result = run("train", "surrogate", "--data", tmp_path, "-o", tmp_path / "s.safetensors")
+    assert "captions.tsv" in one_error_line(result, errors.DataError.exit_code)
+
+
+def test_empty_caption_table_is_a_data_error(tmp_path):
+    (tmp_path / "captions.tsv").write_text("image\tcaption\n", encoding="utf-8")
+    result = run("train", "surrogate", "--data", tmp_path, "-o", tmp_path / "s.safetensors")
+    assert "no captioned images" in one_error_line(result, errors.DataError.exit_code)
+
+
+def test_empty_image_folder_is_a_data_error(tmp_path):
+    result = run("eval", "rd", "--images", tmp_path)
+    assert "no images" in one_error_line(result, 12)
+
+
+def test_missing_optional_dependency_names_the_extra(tmp_path, captioned_dir):
+    code = (
+        "import sys\nsys.modules['open_clip'] = None  # as if open_clip_torch were not installed\n"
+        "from psic.cli.main import main\n"
+        f"sys.exit(main(['train', 'surrogate', '--data', {str(captioned_dir)!r}, '-o', {str(tmp_path / 's')!r}]))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == errors.MissingExtraError.exit_code, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "psic: error: this command needs the optional package 'open_clip': pip install 'psic[train]'"
+    ]
+
+
+@pytest.mark.parametrize("code", [12, 13])
+def test_new_codes_are_in_the_help_table(code):
+    assert f"  {code} " in run("--help").output
