@@ -333,3 +333,12 @@ def test_attack_trains_through_the_configured_transforms(captioned_dir, tiny_vlp
     assert math.isfinite(record["loss"]) and "attack" in record
     with pytest.raises(ValueError, match="attack_transforms"):
         settings(captioned_dir, attack_transforms=["blur"])
+
+
+def test_level_gains_train_with_their_own_learning_rate(captioned_dir, tiny_vlp, tmp_path):
+    trainer = Trainer(settings(captioned_dir, lr=1e-4, gain_lr=5e-3), tmp_path, vlp=tiny_vlp)
+    main, gains = trainer.optimizer.param_groups
+    assert main["lr"] == 1e-4 and gains["lr"] == 5e-3
+    assert {id(p) for p in gains["params"]} == {id(p) for p in trainer.model.gains.parameters()}
+    one_rate = Trainer(settings(captioned_dir, levels=0), tmp_path / "one-rate", vlp=tiny_vlp)
+    assert len(one_rate.optimizer.param_groups) == 1

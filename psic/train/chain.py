@@ -83,28 +83,37 @@ def run_segment(
     data: dict,
     *,
     device: str = "cpu",
+    init: str | None = None,
     log: Callable[[dict], None] | None = None,
 ) -> dict:
     """Train one segment into ``out_dir`` (resumable) and export its weights there; returns its record.
 
-    ``data`` holds the TrainSettings data fields (captioned, folder, text_cache, target_weights).
+    Each stage trains until its share of ``minutes`` (counted over resumes); run the same
+    command again to resume, or with more minutes to extend. Once stage 2 has begun, stage 1
+    is final, so extending then lengthens stage 2 only.
+
+    ``data`` holds the TrainSettings data fields (captioned, folder, text_cache, target_weights);
+    ``init`` replaces the chain's weights as the start (a checkpoint of an interrupted segment).
     """
     chain_file, out = Path(chain_file), Path(out_dir)
     plan = ChainPlan.read(chain_file)
     index = len(plan.history(chain_file)) + 1
-    init = plan.weights if Path(plan.weights).exists() else plan.start
+    if init is None:
+        init = plan.weights if Path(plan.weights).exists() else plan.start
     stage_minutes = {1: minutes * (1 - plan.stage2_share), 2: minutes * plan.stage2_share}
     stages = {}
     for stage in (1, 2):
+        run_dir = out / f"stage{stage}"
+        if stage == 1 and (out / "stage2" / "last.pt").exists():
+            stages["stage1"] = _run_record(run_dir)  # stage 2 has begun: stage 1 is final
+            continue
         values = {**plan.stage_settings(chain_file, stage), **data}
         values.update(
             stage=stage, device=device, max_minutes=stage_minutes[stage], seed=1000 * index + stage,
             init=init if stage == 1 else str(out / "stage1" / "last.pt"),
         )
-        trainer = Trainer(TrainSettings(**values), out / f"stage{stage}")
-        trainer.fit(log=log)
-        stages[f"stage{stage}"] = {"steps": trainer.step, "seconds": round(trainer.training_seconds()),
-                                   "last_log": _last_log(out / f"stage{stage}" / "log.jsonl")}
+        Trainer(TrainSettings(**values), run_dir).fit(log=log)
+        stages[f"stage{stage}"] = _run_record(run_dir)
     weights, aux = export_weights(out / "stage2" / "last.pt", name=plan.model)
     (out / f"{plan.model}.safetensors").write_bytes(weights)
     record = {
@@ -149,6 +158,13 @@ def _register(registry: Path, name: str, sha256: str) -> None:
     tmp = registry.with_name(registry.name + ".tmp")
     tmp.write_text(json.dumps(values, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, registry)
+
+
+def _run_record(run_dir: Path) -> dict:
+    """Steps and training seconds of a run (from its checkpoint), and its last log line."""
+    state = torch.load(run_dir / "last.pt", map_location="cpu", weights_only=False)
+    return {"steps": int(state["step"]), "seconds": round(float(state.get("elapsed", 0.0))),
+            "last_log": _last_log(run_dir / "log.jsonl")}
 
 
 def _last_log(path: Path) -> dict:

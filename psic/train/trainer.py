@@ -62,6 +62,7 @@ class TrainSettings:
     folder_batch: int = 4
     crop: int = 128
     lr: float = 1e-4
+    gain_lr: float = 3e-3  # the level gains of a gain network
     aux_lr: float = 1e-3
     lr_milestones: list[int] = field(default_factory=list)
     grad_clip: float = 1.0
@@ -79,7 +80,7 @@ class TrainSettings:
     init: str | None = None  # checkpoint or .safetensors whose parameters a new run starts from (stage 2: the stage-1 result)
     log_every: int = 10
     save_every: int = 200
-    max_minutes: float | None = None  # stop (and save) after this much wall time, even before ``steps``
+    max_minutes: float | None = None  # stop (and save) once the run has trained this long, resumes included
     bf16: bool = False  # bfloat16 autocast of the forward pass (CPUs with AVX-512 BF16, GPUs)
     channels_last: bool = False
     device: str = "cpu"
@@ -192,9 +193,18 @@ class Trainer:
         return cached(cache, key, compute).to(self.device)
 
     def _optimizers(self):
-        main = [p for n, p in self.model.named_parameters() if not n.endswith("quantiles")]
-        aux = [p for n, p in self.model.named_parameters() if n.endswith("quantiles")]
-        return torch.optim.Adam(main, lr=self.settings.lr), torch.optim.Adam(aux, lr=self.settings.aux_lr)
+        """Main and auxiliary (quantile) optimizers; the level gains get their own, larger step.
+
+        The gains decide each level's rate, and the shared transforms change under them all
+        the time: with the network's small learning rate they lag far behind, and every
+        level's rate drifts toward what the highest-lambda samples want.
+        """
+        named = list(self.model.named_parameters())
+        gains = [p for n, p in named if n.startswith("gains.")]
+        main = [p for n, p in named if not n.endswith("quantiles") and not n.startswith("gains.")]
+        aux = [p for n, p in named if n.endswith("quantiles")]
+        groups = [{"params": main}] + ([{"params": gains, "lr": self.settings.gain_lr}] if gains else [])
+        return torch.optim.Adam(groups, lr=self.settings.lr), torch.optim.Adam(aux, lr=self.settings.aux_lr)
 
     def _freeze_for_stage(self) -> None:
         if self.settings.stage == 1:
@@ -314,9 +324,9 @@ class Trainer:
         window = _Window()
         start = self.started = time.time()
         with open(self.run_dir / "log.jsonl", "a", encoding="utf-8") if lead else open(os.devnull, "w") as log_file:
-            deadline = None if s.max_minutes is None else start + 60 * s.max_minutes
+            budget = None if s.max_minutes is None else 60 * s.max_minutes
             while self.step < s.steps:
-                if deadline is not None and time.time() >= deadline:
+                if budget is not None and self.training_seconds() >= budget:
                     break
                 record = self.train_step()
                 window.add(record)

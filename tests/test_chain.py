@@ -1,0 +1,58 @@
+"""The training chain: a segment trains both stages from the chain's weights, exports, and is adopted."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from psic.train.chain import adopt_segment, run_segment
+from tests.conftest import save_tiny_model
+
+TINY = {"N": 8, "M": 12, "cond_hidden": 16, "crop": 64, "batch_size": 4, "folder_batch": 0, "val_count": 2,
+        "log_every": 1, "save_every": 1000, "lr": 1e-3}
+
+
+@pytest.fixture
+def chain(tmp_path, tiny_vlp, monkeypatch):
+    monkeypatch.setattr("psic.vlp.load_vlp", lambda spec, *, device, weights=None: tiny_vlp)
+    save_tiny_model(tmp_path / "start.safetensors")
+    for stage in (1, 2):
+        (tmp_path / f"stage{stage}.json").write_text(json.dumps({**TINY, "lambda_clip": 0.5, "levels": 8}))
+    plan = {"model": "tiny-vr", "weights": str(tmp_path / "tiny-vr.safetensors"), "start": str(tmp_path / "start.safetensors"),
+            "stage1": "stage1.json", "stage2": "stage2.json", "stage2_share": 0.5}
+    (tmp_path / "chain.json").write_text(json.dumps(plan))
+    registry = {"default": "tiny-vr", "models": [{"name": "tiny-vr", "sha256": "0" * 64}]}
+    (tmp_path / "registry.json").write_text(json.dumps(registry))
+    return tmp_path
+
+
+def test_a_segment_trains_both_stages_exports_and_is_adopted(chain, captioned_dir):
+    import psic
+
+    record = run_segment(chain / "chain.json", chain / "seg", 0.02, {"captioned": str(captioned_dir)})
+    assert record["segment"] == 1 and record["stage1"]["steps"] >= 1 and record["stage2"]["steps"] >= 1
+    sha = adopt_segment(chain / "chain.json", chain / "seg", chain / "registry.json")["sha256"]
+    assert json.loads((chain / "registry.json").read_text())["models"][0]["sha256"] == sha
+    log = (chain / "segments.jsonl").read_text().splitlines()
+    assert [json.loads(line)["sha256"] for line in log] == [sha]
+    weights = str(chain / "tiny-vr.safetensors")
+    image = psic.decode(psic.encode(captioned_dir / "images" / "img00.jpg", model=weights, quality=6), model=weights)
+    assert image.size == (80, 80)
+
+
+def test_a_rerun_resumes_and_more_minutes_extend_only_stage_two(chain, captioned_dir):
+    first = run_segment(chain / "chain.json", chain / "seg", 0.02, {"captioned": str(captioned_dir)})
+    again = run_segment(chain / "chain.json", chain / "seg", 0.02, {"captioned": str(captioned_dir)})
+    assert again["stage1"]["steps"] == first["stage1"]["steps"]
+    assert again["stage2"]["steps"] == first["stage2"]["steps"]  # the budget was already spent
+    longer = run_segment(chain / "chain.json", chain / "seg", 0.06, {"captioned": str(captioned_dir)})
+    assert longer["stage1"]["steps"] == first["stage1"]["steps"]
+    assert longer["stage2"]["steps"] > first["stage2"]["steps"]
+
+
+def test_adopting_a_segment_whose_weights_changed_is_refused(chain, captioned_dir):
+    run_segment(chain / "chain.json", chain / "seg", 0.02, {"captioned": str(captioned_dir)})
+    (chain / "seg" / "tiny-vr.safetensors").write_bytes(b"not the exported weights")
+    with pytest.raises(ValueError, match="does not match"):
+        adopt_segment(chain / "chain.json", chain / "seg", chain / "registry.json")
