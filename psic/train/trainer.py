@@ -322,7 +322,7 @@ class Trainer:
             (self.run_dir / "settings.json").write_text(json.dumps(asdict(s), indent=2) + "\n")
         progress = _progress(s.steps, self.step) if lead else None
         window = _Window()
-        start = self.started = time.time()
+        self.started = time.time()
         with open(self.run_dir / "log.jsonl", "a", encoding="utf-8") if lead else open(os.devnull, "w") as log_file:
             budget = None if s.max_minutes is None else 60 * s.max_minutes
             while self.step < s.steps:
