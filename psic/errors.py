@@ -139,4 +139,15 @@ class DeviceError(PsicError):
     exit_code = 10
 
 
+def excerpt(value: str | bytes, limit: int = 32) -> str:
+    """``repr`` of at most ``limit`` characters or bytes of untrusted input, for error messages.
+
+    A message that quoted a whole field could be megabytes long, so every message that
+    quotes file contents goes through here.
+    """
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}... ({len(value) - limit} more)"
+
+
 __all__ = [name for name, value in globals().items() if isinstance(value, type) and issubclass(value, PsicError)]
