@@ -19,11 +19,7 @@ from torch import Tensor
 from psic.codec import entropy_coder, tiling
 from psic.codec.fixed_point import index_crc
 from psic.codec.network import DOWNSAMPLING, ConditionalHyperprior
-from psic.errors import DeterminismError, MalformedError
-
-#: Largest |y| symbol: the encoder clamps to it and the decoder refuses more, so that a
-#: crafted latent cannot drive the float synthesis to overflow.
-LATENT_LIMIT = 2**15
+from psic.errors import DeterminismError
 
 
 @dataclass(frozen=True)
@@ -71,16 +67,22 @@ def compress(model: ConditionalHyperprior, image: Tensor | np.ndarray, quality: 
     y = tiling.analysis(model, tiling.pixel_tiles(image, device), grid, level_tensor(model, quality))
     z = tiling.hyper_analysis(model, y)
     medians = model.entropy_bottleneck.quantiles[:, 0, 1].view(1, -1, 1, 1)
-    z_symbols = torch.round(z - medians).to(torch.int32).cpu()
+    z_symbols = _symbols(z - medians)
     del z
     z_string = entropy_coder.encode(
         z_symbols, _channel_indexes(z_symbols.shape[1], tuple(z_symbols.shape[2:])), entropy_coder.tables_of(model.entropy_bottleneck)
     )
     indexes = tiling.scale_indexes(model, z_symbols)
-    y_symbols = torch.round(y).clamp_(-LATENT_LIMIT, LATENT_LIMIT).to(torch.int32).cpu()
+    y_symbols = _symbols(y)
     del y
     y_string = entropy_coder.encode(y_symbols, indexes, entropy_coder.tables_of(model.gaussian_conditional))
     return Bitstreams(z=z_string, y=y_string, index_crc=index_crc(indexes[0]))
+
+
+def _symbols(latent: Tensor) -> Tensor:
+    """Rounded, clamped to the coder's limit (far beyond any trained model's latents), int32 on the CPU."""
+    limit = entropy_coder.SYMBOL_LIMIT
+    return torch.round(latent).clamp_(-limit, limit).to(torch.int32).cpu()
 
 
 @torch.no_grad()
@@ -102,10 +104,7 @@ def decode_latent(model: ConditionalHyperprior, streams: Bitstreams, height: int
             "the decoder's scale indexes differ from the encoder's (index CRC mismatch): "
             "the file was written with other weights or is corrupt"
         )
-    y_symbols = entropy_coder.decode(streams.y, indexes, entropy_coder.tables_of(model.gaussian_conditional), "y string")
-    if y_symbols.numel() and int(y_symbols.abs().max()) > LATENT_LIMIT:
-        raise MalformedError(f"y string: latent value beyond the limit of {LATENT_LIMIT}")
-    return y_symbols
+    return entropy_coder.decode(streams.y, indexes, entropy_coder.tables_of(model.gaussian_conditional), "y string")
 
 
 def render(

@@ -39,6 +39,9 @@ PAD_WORD = 0x80000000  # refills with it keep the state normalized and end an es
 GUARD_BUDGET = 256 * 2**20  # bytes of padding the guarded path may allocate
 BATCH = 2**20  # symbols per native call, so that Python lists stay small
 MIN_SYMBOLS = 8  # CompressAI's encoder overruns its buffer for fewer than 6 symbols
+#: Largest |symbol| coded. CompressAI's encoder loops forever on values near 2**31, and a
+#: bounded latent keeps the float synthesis far from overflow.
+SYMBOL_LIMIT = 2**15
 
 
 @dataclass(frozen=True)
@@ -81,10 +84,12 @@ def _check_tables(cdfs: Tensor, sizes: Tensor, offsets: Tensor) -> None:
 
 
 def encode(symbols: Tensor, indexes: Tensor, tables: CodingTables) -> bytes:
-    """rANS-code int32 symbols, each with the table named by its index."""
+    """rANS-code int32 symbols (|symbol| <= SYMBOL_LIMIT), each with the table named by its index."""
     flat_indexes = _int32_array(indexes)
     if len(flat_indexes) < MIN_SYMBOLS:
         raise ValueError(f"CompressAI's coder needs at least {MIN_SYMBOLS} symbols per string")
+    if symbols.numel() and int(symbols.abs().max()) > SYMBOL_LIMIT:
+        raise ValueError(f"symbols beyond +-{SYMBOL_LIMIT} cannot be coded")
     return ans.RansEncoder().encode_with_indexes(
         _int32_array(symbols), flat_indexes, tables.cdfs, tables.sizes, tables.offsets
     )
@@ -97,6 +102,8 @@ def decode(string: bytes, indexes: Tensor, tables: CodingTables, what: str) -> T
     values = _decode_fast(string, index_array, tables)
     if values is None:
         values = _decode_with_escapes(string, index_array, tables, what)
+    if len(values) and int(np.abs(values).max()) > SYMBOL_LIMIT:
+        raise MalformedError(f"{what}: a decoded value is beyond the limit of {SYMBOL_LIMIT}")
     symbols = torch.from_numpy(values).view(indexes.shape)
     if encode(symbols, indexes, tables) != string:
         raise MalformedError(f"{what}: not a valid entropy-coded string (corrupt or crafted)")
