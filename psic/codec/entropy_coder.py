@@ -85,13 +85,13 @@ def _check_tables(cdfs: Tensor, sizes: Tensor, offsets: Tensor) -> None:
 
 def encode(symbols: Tensor, indexes: Tensor, tables: CodingTables) -> bytes:
     """rANS-code int32 symbols (|symbol| <= SYMBOL_LIMIT), each with the table named by its index."""
-    flat_indexes = _int32_array(indexes)
+    flat_indexes = _int32_view(indexes)
     if len(flat_indexes) < MIN_SYMBOLS:
         raise ValueError(f"CompressAI's coder needs at least {MIN_SYMBOLS} symbols per string")
     if symbols.numel() and int(symbols.abs().max()) > SYMBOL_LIMIT:
         raise ValueError(f"symbols beyond +-{SYMBOL_LIMIT} cannot be coded")
     return ans.RansEncoder().encode_with_indexes(
-        _int32_array(symbols), flat_indexes, tables.cdfs, tables.sizes, tables.offsets
+        _int32_view(symbols), flat_indexes, tables.cdfs, tables.sizes, tables.offsets
     )
 
 
@@ -137,7 +137,7 @@ def _decode_fast(string: bytes, indexes: np.ndarray, tables: CodingTables) -> np
     out = np.empty(len(indexes), dtype=np.int32)
     for start in range(0, len(indexes), BATCH):
         batch = indexes[start : start + BATCH]
-        values = np.asarray(decoder.decode_stream(array.array("i", batch.tobytes()), *_native(fast)), np.int32)
+        values = np.asarray(decoder.decode_stream(memoryview(batch), *_native(fast)), np.int32)
         if np.any(values == escape[batch]):
             return None
         out[start : start + len(batch)] = values
@@ -153,7 +153,7 @@ def _decode_with_escapes(string: bytes, indexes: np.ndarray, tables: CodingTable
     out = np.empty(len(indexes), dtype=np.int32)
     for start in range(0, len(indexes), BATCH):
         batch = indexes[start : start + BATCH]
-        out[start : start + len(batch)] = decoder.decode_stream(array.array("i", batch.tobytes()), *_native(tables))
+        out[start : start + len(batch)] = decoder.decode_stream(memoryview(batch), *_native(tables))
     return out
 
 
@@ -217,5 +217,6 @@ def _native(tables: CodingTables) -> tuple[list, list, list]:
     return tables.cdfs, tables.sizes, tables.offsets
 
 
-def _int32_array(tensor: Tensor) -> array.array:
-    return array.array("i", tensor.reshape(-1).to(torch.int32).contiguous().numpy().tobytes())
+def _int32_view(tensor: Tensor) -> memoryview:
+    """The values as a sequence the native coder reads without a copy (a Python list costs 8x more)."""
+    return memoryview(tensor.reshape(-1).to(torch.int32).contiguous().numpy())
