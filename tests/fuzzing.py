@@ -6,7 +6,7 @@ cases get past the container and reach the codec. Each case is decoded by persis
 processes, twice in each, so that a crash (the worker dies), a hang, an untyped exception and
 a nondeterministic output (different pixels between calls, processes or thread counts) are
 all counted instead of ending the run. The first worker decodes every case; the others (other
-thread counts) decode again the cases that gave pixels.
+processes, possibly other thread counts) decode again the cases that gave pixels.
 """
 
 from __future__ import annotations
