@@ -62,7 +62,7 @@ def image_paths(folder: Path, limit: int | None) -> list[Path]:
 def measure(model, path: Path, cross_check: bool) -> dict:
     import torch
 
-    from psic.codec import coding
+    from psic.codec import coding, entropy_coder
     from psic.imageio import load_image, pad_to_multiple
 
     rgb, _ = load_image(path)
@@ -79,15 +79,17 @@ def measure(model, path: Path, cross_check: bool) -> dict:
         float_scales = model.h_s(z_symbols.float() + medians.view(1, -1, 1, 1))
         float_indexes = gc.build_indexes(float_scales).to(torch.int32)
     y_symbols = torch.round(y).to(torch.int32)
-    z_string = coding._encode(z_symbols, coding._channel_indexes(z.shape[1], tuple(z.shape[2:])), eb)
-    y_int = coding._encode(y_symbols, int_indexes, gc)
-    y_float = coding._encode(y_symbols, float_indexes, gc)
+    y_tables = entropy_coder.tables_of(gc)
+    z_indexes = coding._channel_indexes(z.shape[1], tuple(z.shape[2:]))
+    z_string = entropy_coder.encode(z_symbols, z_indexes, entropy_coder.tables_of(eb))
+    y_int = entropy_coder.encode(y_symbols, int_indexes, y_tables)
+    y_float = entropy_coder.encode(y_symbols, float_indexes, y_tables)
 
     if cross_check:  # the same strings as PSIC's own encoder and as CompressAI's coder
         streams = coding.compress(model, x)
         assert streams.y == y_int and streams.z == z_string, "coding.compress disagrees with this script"
         cai_float = compressai_conditional(gc).compress(y, float_indexes)[0]
-        assert cai_float == y_float, "CompressAI's GaussianConditional.compress disagrees with coding._encode"
+        assert cai_float == y_float, "CompressAI's GaussianConditional.compress disagrees with entropy_coder.encode"
 
     table = gc.scale_table.to(torch.float32)
     y_hat = y_symbols.float()

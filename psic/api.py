@@ -8,29 +8,27 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
-import numpy as np
 from PIL import Image
 
 from psic import imageio, keys, photo
 from psic.codec.registry import ModelEntry, ModelIdentity, find_stream_model, registered_models, resolve_model_path
-from psic.errors import ConversionWarning, MalformedError, ModelNotAvailableError, PsicIOError, UsageError
+from psic.errors import ConversionWarning, MalformedError, ModelNotAvailableError, PsicError, PsicIOError, UsageError
 from psic.format import Header, PsicFile, read_file, write_file
 from psic.format.validate import check_meta_entry
 from psic.modes import Mode, select_mode
 
 if TYPE_CHECKING:
-    import torch
-
     from psic.codec.network import ConditionalHyperprior
 
 ImageInput = imageio.ImageInput
 PsicInput = bytes | bytearray | memoryview | str | os.PathLike | BinaryIO
 ModelSpec = str | os.PathLike | None
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -87,14 +85,16 @@ def encode(
     source = imageio.read_source(image)
     for note in photo.conversion_warnings(source):
         warnings.warn(note, ConversionWarning, stacklevel=2)
-    slots = _make_slots(keys)
+    slots, error = _keyword_step(_make_slots, keys)
+    del keys  # nothing raised below may keep a frame that holds a keyword
+    if error is not None or slots is None:
+        raise error or UsageError("no keyword slots were made") from None
     net = _model(model, quality, device)
     rgb = source.rgb
     identity = _identity(net)
     stream_name = identity.stream_name(quality)
     level = identity.quality_of(stream_name)
-    padded = imageio.pad_to_multiple(rgb, coding.DOWNSAMPLING)
-    streams = coding.compress(net, _to_tensor(padded, net), level)
+    streams = coding.compress(net, rgb, level)
     header = Header(
         width=rgb.shape[1],
         height=rgb.shape[0],
@@ -130,14 +130,17 @@ def decode(
     from psic.codec import coding
 
     parsed = read_file(_read_bytes(data))
-    chosen = select_mode(mode, key, parsed.key_slots)
+    chosen, error = _keyword_step(select_mode, mode, key, parsed.key_slots)
+    del key  # nothing raised below may keep a frame that holds the keyword
+    if error is not None or chosen is None:
+        raise error or UsageError("no decode mode was chosen") from None
     header = parsed.header
     net = _model_for_file(header, model, device)
     level = _identity(net).quality_of(header.model_name)
     streams = coding.Bitstreams(z=parsed.z_string, y=parsed.y_string, index_crc=header.index_crc)
     latent = coding.decode_latent(net, streams, header.height, header.width)
-    x_hat = coding.synthesize(net, latent, chosen.beta, header.height, header.width, level)
-    return _as_photo(imageio.to_pil(_to_uint8(x_hat)), parsed)
+    pixels = coding.render(net, latent, chosen.beta, header.height, header.width, level)
+    return _as_photo(imageio.to_pil(pixels), parsed)
 
 
 @dataclass(frozen=True)
@@ -198,6 +201,16 @@ def load_model(
     from psic.codec import weights
 
     return weights.load_model(spec, device=device, quality=quality)
+
+
+def _keyword_step(step: Callable[..., T], *args: object) -> tuple[T | None, PsicError | None]:
+    """Run a step that sees keywords; its error is returned, not raised, stripped of its traceback
+    and context, so that no frame or exception that held a keyword or derived key stays reachable."""
+    try:
+        return step(*args), None
+    except PsicError as exc:
+        exc.__context__ = exc.__cause__ = None
+        return None, exc.with_traceback(None)
 
 
 def _make_slots(keywords: Iterable[str] | str) -> tuple:
@@ -291,17 +304,3 @@ def _identity(net: ConditionalHyperprior) -> ModelIdentity:
     if net.identity is None:
         raise ModelNotAvailableError("the model was not loaded from a weights file")
     return net.identity
-
-
-def _to_tensor(rgb: np.ndarray, net: ConditionalHyperprior) -> torch.Tensor:
-    import torch
-
-    device = net.entropy_bottleneck.quantiles.device
-    return torch.from_numpy(rgb).to(device).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
-
-
-def _to_uint8(x_hat: torch.Tensor) -> np.ndarray:
-    import torch
-
-    pixels = x_hat[0].mul(255.0).round_().clamp_(0, 255).to("cpu", dtype=torch.uint8)
-    return np.ascontiguousarray(pixels.permute(1, 2, 0).numpy())

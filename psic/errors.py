@@ -157,6 +157,17 @@ class BatchError(PsicError):
     exit_code = 11
 
 
+def excerpt(value: str | bytes, limit: int = 32) -> str:
+    """``repr`` of at most ``limit`` characters or bytes of untrusted input, for error messages.
+
+    A message that quoted a whole field could be megabytes long, so every message that
+    quotes file contents goes through here.
+    """
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}... ({len(value) - limit} more)"
+
+
 # --- warnings -------------------------------------------------------------------------------
 
 

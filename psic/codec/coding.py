@@ -1,8 +1,10 @@
-"""Bitstream coding: image tensor <-> (z string, y string, index CRC).
+"""Bitstream coding: image <-> (z string, y string, index CRC).
 
-The range coder and the CDF tables are CompressAI's; the tables come from the weights
-file (never recomputed), and the y indexes come from the integer h_s, so a stream
-written on one machine decodes on any other.
+The range coder and the CDF tables are CompressAI's (behind the guards of
+:mod:`psic.codec.entropy_coder`); the tables come from the weights file (never
+recomputed), and the y indexes come from the integer h_s, so a stream written on one
+machine decodes on any other. The transforms run in tiles (:mod:`psic.codec.tiling`), so
+memory stays bounded up to the pixel cap.
 """
 
 from __future__ import annotations
@@ -10,13 +12,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from psic.codec.compressai_parts import ans
+from psic.codec import entropy_coder, tiling
 from psic.codec.fixed_point import index_crc
 from psic.codec.network import DOWNSAMPLING, ConditionalHyperprior
-from psic.errors import DeterminismError, MalformedError
+from psic.errors import DeterminismError
 
 
 @dataclass(frozen=True)
@@ -31,30 +34,6 @@ class Bitstreams:
 def z_grid(height: int, width: int) -> tuple[int, int]:
     """The hyper-latent grid follows from the image size, so files never store it."""
     return math.ceil(height / DOWNSAMPLING), math.ceil(width / DOWNSAMPLING)
-
-
-def _coding_tables(entropy_model: torch.nn.Module) -> tuple[list, list, list]:
-    return (
-        entropy_model._quantized_cdf.tolist(),
-        entropy_model._cdf_length.reshape(-1).tolist(),
-        entropy_model._offset.reshape(-1).tolist(),
-    )
-
-
-def _encode(symbols: Tensor, indexes: Tensor, entropy_model: torch.nn.Module) -> bytes:
-    cdfs, lengths, offsets = _coding_tables(entropy_model)
-    return ans.RansEncoder().encode_with_indexes(
-        symbols.reshape(-1).tolist(), indexes.reshape(-1).tolist(), cdfs, lengths, offsets
-    )
-
-
-def _decode(string: bytes, indexes: Tensor, entropy_model: torch.nn.Module) -> Tensor:
-    cdfs, lengths, offsets = _coding_tables(entropy_model)
-    try:
-        values = ans.RansDecoder().decode_with_indexes(string, indexes.reshape(-1).tolist(), cdfs, lengths, offsets)
-    except (RuntimeError, ValueError) as exc:  # the coder refuses some corrupt strings
-        raise MalformedError(f"entropy-coded data cannot be decoded ({exc})") from None
-    return torch.tensor(values, dtype=torch.int32).view(indexes.shape)
 
 
 def _channel_indexes(channels: int, grid: tuple[int, int]) -> Tensor:
@@ -78,42 +57,74 @@ def level_tensor(model: ConditionalHyperprior, quality: int | None) -> Tensor | 
 
 
 @torch.no_grad()
-def compress(model: ConditionalHyperprior, x: Tensor, quality: int | None = None) -> Bitstreams:
-    """Code one padded image [1, 3, H, W] (H, W multiples of 64, values in [0, 1])."""
+def compress(model: ConditionalHyperprior, image: Tensor | np.ndarray, quality: int | None = None) -> Bitstreams:
+    """Code one image: a padded float tensor [1, 3, H, W] (H, W multiples of 64, values in [0, 1])
+    or an HxWx3 uint8 array of any size (padded by edge replication, tile by tile)."""
     _check_ready(model)
-    y = model.analysis(x, level_tensor(model, quality))
-    z = model.h_a(torch.abs(y))
+    height, width = image.shape[2:] if isinstance(image, Tensor) else image.shape[:2]
+    z_rows, z_cols = z_grid(height, width)
+    grid = (z_rows * tiling.HYPER_STRIDE, z_cols * tiling.HYPER_STRIDE)
+    device = model.entropy_bottleneck.quantiles.device
+    y = tiling.analysis(model, tiling.pixel_tiles(image, device), grid, level_tensor(model, quality))
+    z = tiling.hyper_analysis(model, y)
     medians = model.entropy_bottleneck.quantiles[:, 0, 1].view(1, -1, 1, 1)
-    z_symbols = torch.round(z - medians).to(torch.int32).cpu()
-    z_string = _encode(z_symbols, _channel_indexes(z.shape[1], tuple(z.shape[2:])), model.entropy_bottleneck)
-    indexes = model.integer_h_s(z_symbols)
-    y_symbols = torch.round(y).to(torch.int32).cpu()
-    y_string = _encode(y_symbols, indexes, model.gaussian_conditional)
+    z_symbols = _symbols(z - medians)
+    del z
+    z_indexes = _channel_indexes(z_symbols.shape[1], (z_symbols.shape[2], z_symbols.shape[3]))
+    z_string = entropy_coder.encode(z_symbols, z_indexes, entropy_coder.tables_of(model.entropy_bottleneck))
+    indexes = tiling.scale_indexes(model, z_symbols)
+    y_symbols = _symbols(y)
+    del y
+    y_string = entropy_coder.encode(y_symbols, indexes, entropy_coder.tables_of(model.gaussian_conditional))
     return Bitstreams(z=z_string, y=y_string, index_crc=index_crc(indexes[0]))
+
+
+def _symbols(latent: Tensor) -> Tensor:
+    """Rounded, clamped to the coder's limit (far beyond any trained model's latents), int32 on the CPU."""
+    limit = entropy_coder.SYMBOL_LIMIT
+    return torch.round(latent).clamp_(-limit, limit).to(torch.int32).cpu()
 
 
 @torch.no_grad()
 def decode_latent(model: ConditionalHyperprior, streams: Bitstreams, height: int, width: int) -> Tensor:
-    """Entropy-decode y_hat [1, M, h, w] (integers, on the CPU); checks the index CRC first."""
+    """Entropy-decode y_hat [1, M, h, w] (integers, on the CPU); checks the index CRC first.
+
+    Any string the encoder cannot have written raises MalformedError, before the next
+    (more expensive) step runs.
+    """
     _check_ready(model)
     grid = z_grid(height, width)
-    z_symbols = _decode(streams.z, _channel_indexes(model.arch.N, grid), model.entropy_bottleneck)
-    indexes = model.integer_h_s(z_symbols)
+    z_symbols = entropy_coder.decode(
+        streams.z, _channel_indexes(model.arch.N, grid), entropy_coder.tables_of(model.entropy_bottleneck), "z string"
+    )
+    entropy_coder.check_length(len(streams.y), model.arch.M * grid[0] * grid[1] * tiling.HYPER_STRIDE**2, "y string")
+    indexes = tiling.scale_indexes(model, z_symbols)
     if index_crc(indexes[0]) != streams.index_crc:
         raise DeterminismError(
             "the decoder's scale indexes differ from the encoder's (index CRC mismatch): "
             "the file was written with other weights or is corrupt"
         )
-    return _decode(streams.y, indexes, model.gaussian_conditional)
+    return entropy_coder.decode(streams.y, indexes, entropy_coder.tables_of(model.gaussian_conditional), "y string")
+
+
+def render(
+    model: ConditionalHyperprior, y_symbols: Tensor, beta: float, height: int, width: int, quality: int | None = None
+) -> np.ndarray:
+    """Render the decoded latent in one mode as an HxWx3 uint8 array, tile by tile."""
+    device = model.entropy_bottleneck.quantiles.device
+    y_hat = y_symbols.to(device=device, dtype=torch.float32)
+    condition = torch.full((1,), float(beta), device=device)
+    return tiling.synthesis(model, y_hat, condition, level_tensor(model, quality), height, width)
 
 
 @torch.no_grad()
 def synthesize(
     model: ConditionalHyperprior, y_symbols: Tensor, beta: float, height: int, width: int, quality: int | None = None
 ) -> Tensor:
-    """Render the decoded latent in one mode: [1, 3, height, width] in [0, 1]."""
+    """Render the decoded latent in one mode in a single pass: [1, 3, height, width] in [0, 1]."""
     device = model.entropy_bottleneck.quantiles.device
     y_hat = y_symbols.to(device=device, dtype=torch.float32)
     condition = torch.full((1,), float(beta), device=device)
     x_hat = model.synthesis(y_hat, condition, level_tensor(model, quality)).clamp_(0.0, 1.0)
     return x_hat[:, :, :height, :width]
+

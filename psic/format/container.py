@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from psic.errors import MalformedError, UnknownCriticalChunkError, UnsupportedVersionError
+from psic.errors import MalformedError, UnknownCriticalChunkError, UnsupportedVersionError, excerpt
 from psic.format.chunks import Chunk, Preamble, build_file, is_critical, iter_chunks, read_preamble
 from psic.format.payloads import (
     decode_blob,
@@ -109,7 +109,7 @@ class _ChunkReader:
 
     def _add_meta(self, key: str, value: str) -> None:
         if key in self.metadata:
-            raise MalformedError(f"duplicate metadata key {key!r}")
+            raise MalformedError(f"duplicate metadata key {excerpt(key)}")
         self.metadata[key] = value
 
     def result(self, version: tuple[int, int]) -> PsicFile:

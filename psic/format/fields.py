@@ -50,19 +50,24 @@ def psic_errors(short_data: type[FormatError], what: str) -> Iterator[None]:
 
     ``short_data`` is raised when the bytes run out: a truncated file at the framing level,
     a malformed payload inside a chunk whose length is already known.
+    The construct error is not chained: its message can quote a whole field of the input.
     """
     try:
         yield
     except cs.StreamError as exc:
-        raise short_data(_message(exc, what)) from exc
+        raise short_data(_message(exc, what)) from None
     except cs.ChecksumError as exc:
-        raise ChecksumError(_message(exc, what)) from exc
+        raise ChecksumError(_message(exc, what)) from None
     except cs.ConstructError as exc:
-        raise MalformedError(_message(exc, what)) from exc
+        raise MalformedError(_message(exc, what)) from None
 
 
 def _message(exc: cs.ConstructError, what: str) -> str:
-    """One line: ``what``, construct's message without its "Error in path" line, the field."""
+    """One short line: ``what``, the start of construct's message (without "Error in path"), the field."""
     text = str(exc).splitlines()[-1] if str(exc) else type(exc).__name__
     field = f" (field {exc.path.split(' -> ')[-1]})" if exc.path else ""
-    return f"{what}: {text}{field}"
+    return f"{what}: {_shortened(text)}{field}"
+
+
+def _shortened(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from psic.errors import LimitError, MalformedError, UnsupportedError
+from psic.errors import LimitError, MalformedError, UnsupportedError, excerpt
 from psic.format.records import Header, KeySlot, PsicFile
 from psic.format.spec import (
     KDF_SCRYPT,
@@ -64,7 +64,7 @@ def check_dimensions(width: int, height: int) -> None:
 def check_model_name(name: str) -> None:
     """1..64 characters from ``[a-z0-9._-]``, starting with a letter or digit."""
     if not isinstance(name, str) or not 1 <= len(name) <= MODEL_NAME_MAX or not _MODEL_NAME.fullmatch(name):
-        raise MalformedError(f"invalid model name {name!r}")
+        raise MalformedError(f"invalid model name {excerpt(name)}")
 
 
 def check_slot_count(count: int) -> None:
@@ -99,14 +99,14 @@ def check_meta_entry(key: str, value: str) -> None:
     encoded_key = _utf8(key, "metadata key")
     _utf8(value, "metadata value")
     if not 1 <= len(encoded_key) <= META_KEY_MAX or b"\0" in encoded_key:
-        raise MalformedError(f"metadata key {key!r} must be 1..{META_KEY_MAX} UTF-8 bytes without NUL")
+        raise MalformedError(f"metadata key {excerpt(key)} must be 1..{META_KEY_MAX} UTF-8 bytes without NUL")
 
 
 def _utf8(text: str, what: str) -> bytes:
     try:
         return text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise MalformedError(f"{what} is not valid Unicode text") from exc
+    except UnicodeEncodeError:
+        raise MalformedError(f"{what} is not valid Unicode text") from None
 
 
 def _check_uint(value: int, bits: int, what: str) -> None:
