@@ -26,9 +26,10 @@ def test_registry_names_are_unique_and_default_is_registered():
 def test_shipped_codec_weights_match_their_sha256_and_round_trip(entry):
     assert file_sha256(entry.path) == entry.sha256
     image = np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8)
-    data = psic.encode(image, model=entry.name, device="cpu")
-    assert psic.inspect(data).model == entry.name
-    assert psic.decode(data, mode="full", device="cpu").size == (96, 64)
+    for quality in range(1, entry.levels + 1) if entry.levels else [None]:
+        data = psic.encode(image, model=entry.name, quality=quality, device="cpu")
+        assert psic.inspect(data).model == (f"{entry.name}-q{quality}" if quality else entry.name)
+        assert psic.decode(data, mode="full", device="cpu").size == (96, 64)
 
 
 @pytest.mark.parametrize("name", sorted(SURROGATES))
