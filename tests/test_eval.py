@@ -198,3 +198,9 @@ def test_bd_rate_is_nan_without_overlapping_quality():
     from psic.eval.bd_rate import bd_rate
 
     assert math.isnan(bd_rate([(0.1, 20.0), (0.2, 22.0)], [(1.0, 35.0), (2.0, 38.0)]))
+
+
+def test_cli_eval_rd_refuses_a_quality_the_model_lacks_before_any_work(image_dir, tiny_gain_model_path):
+    args = ["eval", "rd", "-m", tiny_gain_model_path, "-q", "9", "--images", image_dir, "--device", "cpu"]
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    assert result.exit_code == 2 and "no quality 9" in result.stderr

@@ -53,7 +53,11 @@ def rd(model: str | None, qualities: tuple[int, ...], images: str, device: str |
         if name is not None:
             output.check_output(name, force=force)
     paths = image_folder(images)
-    levels = list(qualities) or rdm.ladder_qualities(model)
+    available = rdm.ladder_qualities(model)  # [None] for a one-rate model, whose -q is checked when coding
+    unknown = sorted(set(qualities) - set(available)) if available != [None] else []
+    if unknown:
+        raise UsageError(f"the model has no quality {unknown[0]} (it has: {', '.join(str(q) for q in available)})")
+    levels = list(qualities) or available
     with output.status(f"evaluating {len(paths)} images at {len(levels)} levels"):
         report = rdm.evaluate_ladder(model, paths, levels, device)
     err = json_name is not None and output.is_stdio(json_name)
