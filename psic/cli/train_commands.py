@@ -129,7 +129,7 @@ def adopt(out_dir: str, chain_file: str, registry: str) -> None:
 @click.option("--captioned", metavar="DIR", help="Image-caption set (captions.tsv + images/).")
 @click.option("--folder", metavar="DIR", help="Caption-less image folder for rate-distortion.")
 @click.option("--target", default="psic-surrogate", show_default=True, metavar="NAME", help="Shipped surrogate whose caption features the pack holds.")
-@click.option("--images", type=click.IntRange(min=1), default=3000, show_default=True, help="Captioned images kept.")
+@click.option("--images", type=click.IntRange(min=1), default=2600, show_default=True, help="Captioned images kept.")
 @click.option("--size", type=click.IntRange(min=64), default=128, show_default=True, help="Side captioned images are resized to.")
 @click.option("--quality", type=click.IntRange(1, 100), default=85, show_default=True, help="JPEG quality inside the pack.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
