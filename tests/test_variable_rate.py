@@ -24,7 +24,7 @@ def test_subpixel_convolution_reproduces_a_transposed_convolution():
 
 
 def test_warm_started_gain_network_decodes_quality_3_like_its_source():
-    from tests.conftest import build_tiny_model
+    from conftest import build_tiny_model
 
     source = build_tiny_model(seed=4)
     target = ConditionalHyperprior(Architecture(8, 12, 16, GAIN_ARCHITECTURE, 8)).eval()
