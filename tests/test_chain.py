@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import save_tiny_model
 
 from psic.train.chain import adopt_segment, run_segment
-from conftest import save_tiny_model
 
 TINY = {"N": 8, "M": 12, "cond_hidden": 16, "crop": 64, "batch_size": 4, "folder_batch": 0, "val_count": 2,
         "log_every": 1, "save_every": 1000, "lr": 1e-3}
