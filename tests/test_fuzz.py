@@ -23,10 +23,8 @@ def seeds(tiny_model_path) -> list[bytes]:
 
 
 def test_fuzzed_files_end_in_typed_errors_or_the_same_pixels(seeds, tiny_model_path):
-    # Two one-thread processes: pixels must match across calls and processes. Across thread
-    # counts the float synthesis may differ in a last bit (docs/security.md), which
-    # benchmarks/fuzz.py measures.
-    workers = [Worker(tiny_model_path, 1) for _ in range(2)]
+    # Pixels must match across calls, processes and thread counts.
+    workers = [Worker(tiny_model_path, threads) for threads in (1, 2)]
     try:
         summary = run(seeds, workers, CASES, seed=10)
     finally:

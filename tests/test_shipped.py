@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -57,3 +58,22 @@ def test_each_mode_of_the_default_model_decodes_to_its_recorded_pixels():
     for mode in ("protected", "full"):
         assert measured[mode]["sha256"] == recorded[mode]["sha256"], mode
     assert measured["full"]["psnr"] > measured["protected"]["psnr"]
+
+
+def test_the_default_model_decodes_the_same_pixels_at_any_thread_count():
+    """Torch picks another convolution path at one thread; decoded pixels must not follow it."""
+    import torch
+    from PIL import Image
+
+    with Image.open(Path(__file__).parent.parent / "examples" / "horse.png") as image:
+        photo = np.asarray(image.convert("RGB"))[:256, :256]
+    data = psic.encode(photo, device="cpu")
+    threads = torch.get_num_threads()
+    try:
+        decodes = []
+        for count in (1, 2, 3):
+            torch.set_num_threads(count)
+            decodes.append(np.asarray(psic.decode(data, mode="protected", device="cpu")))
+    finally:
+        torch.set_num_threads(threads)
+    assert all(np.array_equal(decodes[0], other) for other in decodes[1:])

@@ -76,5 +76,8 @@ class GDN(nn.Module):
         channels = x.shape[1]
         beta = self.beta_reparam(self.beta)
         gamma = self.gamma_reparam(self.gamma).reshape(channels, channels, 1, 1)
-        norm = F.conv2d(x**2, gamma, beta)
+        # The 1x1 convolution runs in channels-last layout so that PyTorch takes the same
+        # oneDNN path whatever the thread count: in NCHW layout it switches to a GEMM at one
+        # thread, and decoded pixels would depend on torch.get_num_threads().
+        norm = F.conv2d((x**2).contiguous(memory_format=torch.channels_last), gamma, beta)
         return x * (torch.sqrt(norm) if self.inverse else torch.rsqrt(norm))
