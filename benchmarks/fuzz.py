@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 import fuzzing
 
 import psic
+from psic.codec.registry import default_model
 
 
 def seeds(model: str) -> list[bytes]:
@@ -40,7 +41,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=100_000)
     parser.add_argument("--minutes", type=float, default=None, help="stop after this long")
-    parser.add_argument("--model", default="psic-q3", help="registered model name or weights file")
+    parser.add_argument("--model", default=default_model().name, help="registered model name or weights file")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json")
     args = parser.parse_args()

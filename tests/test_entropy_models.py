@@ -53,8 +53,8 @@ def test_gdn_matches_compressai_forward_and_backward(inverse):
         out = module(x)
         out.square().sum().backward()
         outputs.append((out, module.beta.grad, module.gamma.grad))
-    for mine, reference in zip(*outputs):
-        assert torch.equal(mine, reference)
+    for mine, reference in zip(*outputs):  # equal up to float rounding: ours sums as a matrix product
+        torch.testing.assert_close(mine, reference, rtol=1e-5, atol=1e-6)
 
 
 def test_entropy_bottleneck_matches_compressai():

@@ -1,7 +1,8 @@
 """Generalized divisive normalization (GDN) and the bounded reparametrization it trains with.
 
-State-dict names and arithmetic follow CompressAI's layers, on which the shipped weights
-were trained, so those weights load and compute unchanged; owning these few lines keeps
+State-dict names and functions follow CompressAI's layers, on which the shipped weights
+were trained, so those weights load and compute the same (GDN's channel mix is summed as a
+matrix product, so values agree to float rounding); owning these few lines keeps
 CompressAI's package import off every ``psic`` call.
 """
 
@@ -73,11 +74,21 @@ class GDN(nn.Module):
         self.gamma = nn.Parameter(self.gamma_reparam.init(gamma_init * torch.eye(channels)))
 
     def forward(self, x: Tensor) -> Tensor:
-        channels = x.shape[1]
         beta = self.beta_reparam(self.beta)
-        gamma = self.gamma_reparam(self.gamma).reshape(channels, channels, 1, 1)
-        # The 1x1 convolution runs in channels-last layout so that PyTorch takes the same
-        # oneDNN path whatever the thread count: in NCHW layout it switches to a GEMM at one
-        # thread, and decoded pixels would depend on torch.get_num_threads().
-        norm = F.conv2d((x**2).contiguous(memory_format=torch.channels_last), gamma, beta)
+        gamma = self.gamma_reparam(self.gamma)
+        norm = _mix_channels(x**2, gamma, beta)
         return x * (torch.sqrt(norm) if self.inverse else torch.rsqrt(norm))
+
+
+def _mix_channels(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """weight @ x + bias at every position of [B, C, H, W], summed the same way at any thread count.
+
+    In NCHW layout torch's CPU 1x1 convolution is a GEMM at one thread and oneDNN at more,
+    which sum in different orders, so decoded pixels would depend on torch.get_num_threads();
+    a batched matrix product does not. Channels-last tensors (training) keep the convolution:
+    torch takes oneDNN for them at every thread count.
+    """
+    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        return F.conv2d(x, weight[:, :, None, None], bias)
+    batch, channels = x.shape[:2]
+    return torch.baddbmm(bias.view(1, channels, 1), weight.expand(batch, -1, -1), x.flatten(2)).view(x.shape)
