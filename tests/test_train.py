@@ -216,7 +216,13 @@ def test_alternate_schedule_switches_mode_every_iteration(captioned_dir, tiny_vl
     assert trainer._betas(3).tolist() == [1.0, 1.0, 1.0]
 
 
-@pytest.mark.parametrize("bad", [{"seed": 1.5}, {"schedule": "random"}, {"stage": 3}, {"objective": "x"}, {"crop": 100}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"seed": 1.5}, {"schedule": "random"}, {"stage": 3}, {"objective": "x"}, {"crop": 100},
+        {"protected_gap_db": 1.0}, {"schedule": "paired", "protected_gap_db": -1.0}, {"level_trigger": True, "levels": 0},
+    ],
+)
 def test_invalid_settings_are_refused(captioned_dir, bad):
     with pytest.raises((ValueError, TypeError)):
         settings(captioned_dir, **bad)
@@ -342,3 +348,44 @@ def test_level_gains_train_with_their_own_learning_rate(captioned_dir, tiny_vlp,
     assert {id(p) for p in gains["params"]} == {id(p) for p in trainer.model.gains.parameters()}
     one_rate = Trainer(settings(captioned_dir, levels=0), tmp_path / "one-rate", vlp=tiny_vlp)
     assert len(one_rate.optimizer.param_groups) == 1
+
+
+def test_paired_schedule_decodes_every_image_in_both_modes(captioned_dir, tiny_vlp, tmp_path, monkeypatch):
+    trainer = Trainer(settings(captioned_dir, schedule="paired", level_trigger=True), tmp_path, vlp=tiny_vlp)
+    seen = {}
+
+    def spy(batch, beta, level):
+        seen.update(images=batch.images, beta=beta, level=level)
+        return {}
+
+    monkeypatch.setattr(trainer, "optimize", spy)
+    trainer.train_step()
+    full, protected = seen["images"].chunk(2)
+    assert torch.equal(full, protected)
+    assert seen["beta"].tolist() == [0.0] * 4 + [1.0] * 4
+    assert torch.equal(*seen["level"].chunk(2))
+
+
+def test_protected_decodes_far_below_full_pay_the_gap_penalty(captioned_dir, tiny_vlp, tmp_path):
+    trainer = Trainer(
+        settings(captioned_dir, schedule="paired", protected_gap_db=1.0, gap_weight=10.0), tmp_path, vlp=tiny_vlp
+    )
+    lambdas = torch.tensor([0.01, 0.1, 0.01, 0.1])
+    within = torch.tensor([0.001, 0.002, 0.00125, 0.0025])  # protected 0.97 dB below full: no penalty
+    assert trainer._gap_penalty(within, lambdas, 1.0).item() == 0.0
+    beyond = torch.tensor([0.001, 0.002, 0.002, 0.002], requires_grad=True)  # first protected pair 3 dB below
+    penalty = trainer._gap_penalty(beyond, lambdas, 1.0)
+    excess = 0.002 - 0.001 * 10**0.1
+    assert penalty.item() == pytest.approx(10.0 * 0.01 * 255**2 * excess / 4, rel=1e-5)
+    penalty.backward()
+    assert beyond.grad[:2].abs().sum() == 0  # the full decode is the reference, not pushed down
+    assert beyond.grad[2] > 0 and beyond.grad[3] == 0
+
+
+def test_a_paired_step_with_the_gap_penalty_trains(captioned_dir, tiny_vlp, tmp_path):
+    trainer = Trainer(
+        settings(captioned_dir, schedule="paired", protected_gap_db=0.0, level_trigger=True), tmp_path, vlp=tiny_vlp
+    )
+    record = trainer.train_step()
+    assert math.isfinite(record["loss"]) and {"psnr_full", "psnr_protected", "attack"} <= set(record)
+    assert trainer.model.g_s.condition.level_embedding.abs().sum() > 0

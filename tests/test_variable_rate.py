@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import build_tiny_model
 from torch import nn
 
 import psic
 from psic.codec.network import GAIN_ARCHITECTURE, Architecture, ConditionalHyperprior
+from psic.codec.weights import load_weights_file, save_weights
 from psic.errors import ModelNotAvailableError, UsageError
 from psic.train.warm_start import gain_network_from, subpixel_from_deconv
 
@@ -24,8 +26,6 @@ def test_subpixel_convolution_reproduces_a_transposed_convolution():
 
 
 def test_warm_started_gain_network_decodes_quality_3_like_its_source():
-    from conftest import build_tiny_model
-
     source = build_tiny_model(seed=4)
     target = ConditionalHyperprior(Architecture(8, 12, 16, GAIN_ARCHITECTURE, 8)).eval()
     gain_network_from(source, target)
@@ -92,3 +92,49 @@ def test_export_fits_the_quantiles_of_the_entropy_bottleneck(tmp_path, tiny_gain
     path.write_bytes(data)
     image = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     assert psic.decode(psic.encode(image, model=str(path), quality=4), model=str(path)).size == (64, 64)
+
+
+def level_trigger_network(seed: int) -> ConditionalHyperprior:
+    torch.manual_seed(seed)
+    return ConditionalHyperprior(Architecture(8, 12, 16, GAIN_ARCHITECTURE, 8, level_trigger=True)).eval()
+
+
+def test_a_level_trigger_grows_out_of_a_level_blind_network_unchanged(tmp_path):
+    from psic.train.checkpoint import load_initial_parameters
+
+    blind = build_tiny_model(seed=5, levels=8)
+    blind_file = tmp_path / "blind.safetensors"
+    save_weights(blind, blind_file, name="blind")
+    grown = level_trigger_network(seed=6)
+    load_initial_parameters(grown, blind_file)
+    y = torch.randn(1, 12, 2, 2).round()
+    with torch.no_grad():
+        for level in range(8):
+            for beta in (0.0, 1.0):
+                args = (y, torch.tensor([beta]), torch.tensor([level]))
+                assert torch.allclose(grown.synthesis(*args), blind.synthesis(*args), atol=2e-3)  # fp16 storage
+
+
+def test_a_level_trigger_gives_each_level_its_own_protected_decode(tmp_path):
+    model = level_trigger_network(seed=7)
+    with torch.no_grad():
+        model.g_s.condition.level_embedding.normal_()
+    y = torch.randn(1, 12, 2, 2).round()
+    with torch.no_grad():
+        decodes = [model.g_s(y, torch.tensor([1.0]), torch.tensor([level])) for level in (0, 7)]
+        assert not torch.allclose(*decodes)
+        with pytest.raises(ValueError, match="level"):
+            model.g_s(y, torch.tensor([1.0]))
+    model.freeze_entropy_models()
+    path = tmp_path / "grown.safetensors"
+    save_weights(model, path, name="grown")
+    loaded = load_weights_file(path, None, "cpu")
+    assert loaded.arch.level_trigger
+    image = np.random.default_rng(2).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    protected = [np.asarray(psic.decode(psic.encode(image, model=str(path), quality=q), model=str(path))) for q in (1, 8)]
+    assert protected[0].shape == protected[1].shape == (64, 64, 3)
+
+
+def test_only_a_gain_network_conditions_its_trigger_on_the_level():
+    with pytest.raises(ValueError, match="gain network"):
+        Architecture(8, 12, 16, level_trigger=True)

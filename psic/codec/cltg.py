@@ -3,6 +3,9 @@
 The scalar condition beta (1 = protected, 0 = full) is embedded once per image and
 turned into one per-channel bias for every decoder stage. The embedding and the MLP are
 shared by all stages; only the final projections are per stage (as in the paper's code).
+A gain network may also condition on its quality level: a learned vector per level is
+added to the MLP's first layer, so that each level gets its own trigger. The vectors start
+at zero, so a level-blind network's parameters carry over unchanged.
 """
 
 from __future__ import annotations
@@ -39,9 +42,9 @@ def fourier_embedding(beta: Tensor) -> Tensor:
 
 
 class ConditionBiases(nn.Module):
-    """Maps beta to one bias vector per decoder stage through one shared MLP."""
+    """Maps beta (and, with ``levels``, the quality level) to one bias vector per decoder stage."""
 
-    def __init__(self, stage_channels: list[int], hidden: int) -> None:
+    def __init__(self, stage_channels: list[int], hidden: int, levels: int = 0) -> None:
         super().__init__()
         self.mlp = nn.Sequential(
             nn.Linear(EMBEDDING_DIM, hidden),
@@ -50,8 +53,14 @@ class ConditionBiases(nn.Module):
             nn.ReLU(inplace=True),
         )
         self.projections = nn.ModuleList(nn.Linear(hidden, c, bias=False) for c in stage_channels)
+        self.level_embedding = nn.Parameter(torch.zeros(levels, hidden)) if levels else None
 
-    def forward(self, beta: Tensor) -> list[Tensor]:
+    def forward(self, beta: Tensor, level: Tensor | None = None) -> list[Tensor]:
         check_condition(beta)
-        features = self.mlp(fourier_embedding(beta))
+        if (level is None) != (self.level_embedding is None):
+            raise ValueError("a level-conditioned trigger needs a level per image; a level-blind one takes none")
+        hidden = self.mlp[0](fourier_embedding(beta))
+        if self.level_embedding is not None and level is not None:
+            hidden = hidden + self.level_embedding[level]
+        features = self.mlp[1:](hidden)
         return [proj(features)[:, :, None, None] for proj in self.projections]

@@ -8,7 +8,9 @@ Two architectures share the analysis, the hyperprior and the integer hyper-synth
   scales the latent by a learned per-channel gain before quantization (a finer or
   coarser step) and by a learned inverse gain before synthesis, as in Cui et al.'s gained
   autoencoders; its synthesis upsamples by sub-pixel convolution, which has no
-  checkerboard bias, instead of transposed convolution.
+  checkerboard bias, instead of transposed convolution. With ``level_trigger`` its CLTG
+  also sees the level, so the protected decode's trigger can be as faint as each level's
+  fidelity demands (a level-blind trigger has one strength for the whole ladder).
 """
 
 from __future__ import annotations
@@ -51,12 +53,15 @@ class Architecture:
     cond_hidden: int
     name: str = ARCHITECTURE
     levels: int = 0  # quality levels of a gain network; 0 for a one-rate network
+    level_trigger: bool = False  # the CLTG is conditioned on the level too (gain networks only)
 
     def __post_init__(self) -> None:
         if self.name not in ARCHITECTURES:
             raise ValueError(f"unknown architecture {self.name!r}")
         if (self.name == GAIN_ARCHITECTURE) != (self.levels > 0):
             raise ValueError("a gain network has levels >= 1; a one-rate network has none")
+        if self.level_trigger and not self.levels:
+            raise ValueError("only a gain network can condition its trigger on the level")
 
     @property
     def variable_rate(self) -> bool:
@@ -94,15 +99,15 @@ class Subpixel(nn.Sequential):
 class ConditionalSynthesis(nn.Module):
     """Ballé's g_s with a CLTG bias after every upsampling stage."""
 
-    def __init__(self, N: int, M: int, cond_hidden: int, subpixel: bool = False) -> None:
+    def __init__(self, N: int, M: int, cond_hidden: int, subpixel: bool = False, levels: int = 0) -> None:
         super().__init__()
         upsample = Subpixel if subpixel else _deconv
         self.deconvs = nn.ModuleList([upsample(M, N), upsample(N, N), upsample(N, N), upsample(N, 3)])
         self.igdns = nn.ModuleList(GDN(N, inverse=True) for _ in range(3))
-        self.condition = ConditionBiases([N, N, N, 3], cond_hidden)
+        self.condition = ConditionBiases([N, N, N, 3], cond_hidden, levels)
 
-    def forward(self, y_hat: Tensor, beta: Tensor) -> Tensor:
-        biases = self.condition(beta.to(y_hat.device))
+    def forward(self, y_hat: Tensor, beta: Tensor, level: Tensor | None = None) -> Tensor:
+        biases = self.condition(beta.to(y_hat.device), None if level is None else level.to(y_hat.device))
         x = y_hat
         for stage, deconv in enumerate(self.deconvs):
             x = deconv(x) + biases[stage]
@@ -147,7 +152,8 @@ class ConditionalHyperprior(nn.Module):
             _deconv(N, N), nn.ReLU(inplace=True), _deconv(N, N), nn.ReLU(inplace=True),
             _conv(N, M, 3, 1), nn.ReLU(inplace=True),
         )
-        self.g_s = ConditionalSynthesis(N, M, arch.cond_hidden, subpixel=arch.variable_rate)
+        trigger_levels = arch.levels if arch.level_trigger else 0
+        self.g_s = ConditionalSynthesis(N, M, arch.cond_hidden, subpixel=arch.variable_rate, levels=trigger_levels)
         self.gains = LatentGains(arch.levels, M) if arch.variable_rate else None
         self.entropy_bottleneck = EntropyBottleneck(N)
         self.gaussian_conditional = GaussianConditional(None)
@@ -182,7 +188,7 @@ class ConditionalHyperprior(nn.Module):
         self.check_level(level)
         if self.gains is not None and level is not None:  # check_level demands a level with gains
             y_hat = y_hat * self.gains.inverse_gain(level.to(y_hat.device))
-        return self.g_s(y_hat, beta)
+        return self.g_s(y_hat, beta, level if self.arch.level_trigger else None)
 
     def forward(self, x: Tensor, beta: Tensor, level: Tensor | None = None) -> dict:
         """Training/evaluation pass with noise (train) or rounding (eval) quantization."""

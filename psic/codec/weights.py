@@ -59,6 +59,8 @@ def weights_bytes(model: ConditionalHyperprior, *, name: str, quality: int | Non
         "psic.cond_hidden": str(arch.cond_hidden),
         "psic.levels": str(arch.levels),
     }
+    if arch.level_trigger:
+        metadata["psic.level_trigger"] = "1"
     if quality is not None:
         metadata["psic.quality"] = str(quality)
     return save(tensors, metadata=metadata)
@@ -107,9 +109,16 @@ def _architecture(metadata: dict[str, str], path: Path) -> Architecture:
             cond_hidden=int(metadata["psic.cond_hidden"]),
             name=metadata["psic.architecture"],
             levels=int(metadata.get("psic.levels", "0")),
+            level_trigger=_flag(metadata.get("psic.level_trigger", "0")),
         )
     except (KeyError, ValueError):
         raise ModelError(f"{path} lacks valid architecture metadata") from None
+
+
+def _flag(value: str) -> bool:
+    if value not in ("0", "1"):
+        raise ValueError(f"not a flag: {value!r}")
+    return value == "1"
 
 
 def _fit_entropy_buffers(model: ConditionalHyperprior, state: dict[str, torch.Tensor]) -> None:

@@ -30,6 +30,11 @@ def save_checkpoint(path: Path, trainer) -> None:
     os.replace(tmp, path)
 
 
+#: Parameters a network may have that its source lacks; they start at their (neutral) initial
+#: values: a level-conditioned trigger grows out of a level-blind one this way.
+GROWN_PARAMETERS = ("g_s.condition.level_embedding",)
+
+
 def load_initial_parameters(model: ConditionalHyperprior, path: str | os.PathLike) -> None:
     """Start a run from the parameters of a training checkpoint or of an exported weights file.
 
@@ -42,7 +47,7 @@ def load_initial_parameters(model: ConditionalHyperprior, path: str | os.PathLik
         gain_network_from(source, model)
         return
     state = dict(source.named_parameters())
-    names = [name for name, _ in model.named_parameters()]
+    names = [name for name, _ in model.named_parameters() if not (name in GROWN_PARAMETERS and name not in state)]
     missing = [name for name in names if name not in state or state[name].shape != dict(model.named_parameters())[name].shape]
     if missing:
         raise ValueError(f"{path} lacks {len(missing)} parameters of this architecture, e.g. {missing[0]}")
@@ -58,7 +63,10 @@ def model_from_file(path: str | os.PathLike) -> ConditionalHyperprior:
     state = torch.load(path, map_location="cpu", weights_only=False)
     s = state["settings"]
     levels = s.get("levels", 0)
-    arch = Architecture(s["N"], s["M"], s["cond_hidden"], GAIN_ARCHITECTURE if levels else ARCHITECTURE, levels)
+    arch = Architecture(
+        s["N"], s["M"], s["cond_hidden"], GAIN_ARCHITECTURE if levels else ARCHITECTURE, levels,
+        s.get("level_trigger", False),
+    )
     source = ConditionalHyperprior(arch)
     names = {name for name, _ in source.named_parameters()}
     source.load_state_dict({k: v for k, v in state["model"].items() if k in names}, strict=False)

@@ -40,7 +40,7 @@ STAGE2_TRAINABLE = ("g_s.",)  # the conditional decoder and its CLTG (MLP + proj
 def settings_architecture(settings: TrainSettings) -> Architecture:
     """The network a run trains: a gain network over ``levels`` qualities, or a one-rate one."""
     name = GAIN_ARCHITECTURE if settings.levels else ARCHITECTURE
-    return Architecture(settings.N, settings.M, settings.cond_hidden, name, settings.levels)
+    return Architecture(settings.N, settings.M, settings.cond_hidden, name, settings.levels, settings.level_trigger)
 
 
 class TrainingDivergedError(RuntimeError):
@@ -54,7 +54,11 @@ class TrainSettings:
     lmbda: float = 0.0067
     lambda_clip: float = 0.05
     objective: str = "uaeo"  # or "naive"
-    schedule: str = "mixed"  # "mixed": per-sample beta; "alternate": whole iterations by mode
+    schedule: str = "mixed"  # "mixed": per-sample beta; "alternate": whole iterations by mode;
+    # "paired": every image decoded in both modes in the same step
+    protected_gap_db: float | None = None  # paired only: protected may fall this far below its full decode ...
+    gap_weight: float = 10.0  # ... beyond that, its excess distortion costs this many times the level's lambda
+    level_trigger: bool = False  # condition the CLTG on the quality level (gain networks)
     cosine_weight: float = 10.0
     attack_transforms: list[str] = field(default_factory=lambda: ["none"])  # one drawn per step (robustness.TRANSFORMS)
     steps: int = 10000
@@ -88,8 +92,12 @@ class TrainSettings:
     def __post_init__(self) -> None:
         if self.stage not in (1, 2):
             raise ValueError("stage must be 1 or 2")
-        if self.schedule not in ("mixed", "alternate"):
-            raise ValueError("schedule must be 'mixed' or 'alternate'")
+        if self.schedule not in ("mixed", "alternate", "paired"):
+            raise ValueError("schedule must be 'mixed', 'alternate' or 'paired'")
+        if self.level_trigger and not self.levels:
+            raise ValueError("level_trigger needs a gain network (levels >= 1)")
+        if self.protected_gap_db is not None and (self.schedule != "paired" or self.protected_gap_db < 0):
+            raise ValueError("protected_gap_db needs the paired schedule and must be >= 0")
         if self.objective not in ("uaeo", "naive"):
             raise ValueError("objective must be 'uaeo' or 'naive'")
         if self.crop % DOWNSAMPLING:
@@ -256,6 +264,8 @@ class Trainer:
         mse = (x_hat - images).pow(2).flatten(1).mean(dim=1)
         lambdas = self.lambdas[level.to(self.device)] if level is not None else self.lambdas.expand(len(mse))
         loss = (bpp + lambdas * 255**2 * mse).mean()
+        if s.protected_gap_db is not None:
+            loss = loss + self._gap_penalty(mse, lambdas, s.protected_gap_db)
         full, protected = beta == 0, beta == 1
         record = {"bpp": bpp.mean().item()}
         for mode, mask in (("full", full), ("protected", protected)):
@@ -268,6 +278,18 @@ class Trainer:
             loss = loss + s.lambda_clip * attack.float()
             record.update(stats)
         return loss, record
+
+    def _gap_penalty(self, mse: torch.Tensor, lambdas: torch.Tensor, gap_db: float) -> torch.Tensor:
+        """Extra distortion cost of a protected decode that falls more than ``gap_db``
+        below the full decode of the same image (a paired batch: full half, then protected half).
+
+        The full decode is the reference, detached: the penalty only pulls the protected one up.
+        """
+        s = self.settings
+        count = len(mse) // 2
+        allowed = mse[:count].detach() * 10 ** (gap_db / 10)
+        excess = torch.relu(mse[count:] - allowed)
+        return s.gap_weight * (lambdas[count:] * 255**2 * excess).sum() / len(mse)
 
     def optimize(self, batch: Batch, beta: torch.Tensor, level: torch.Tensor | None = None) -> dict:
         """One optimizer step (and, in stage 1, one step of the entropy bottleneck's quantiles)."""
@@ -294,6 +316,11 @@ class Trainer:
     def train_step(self) -> dict:
         batch = self._batch()
         count = len(batch.images)
+        if self.settings.schedule == "paired":  # the same images, first full, then protected
+            level = self._levels(count)
+            batch = Batch(batch.images.repeat(2, 1, 1, 1), batch.caption_index.repeat(2))
+            beta = torch.cat([torch.zeros(count), torch.ones(count)])
+            return self.optimize(batch, beta.to(self.device), None if level is None else level.repeat(2))
         return self.optimize(batch, self._betas(count).to(self.device), self._levels(count))
 
     def _attack(self, protected_images, original_images, caption_index):
