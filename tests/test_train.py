@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from psic.datasets import read_captioned, split
 from psic.train import losses
+from psic.train.batches import Batch
 from psic.train.trainer import Trainer, TrainingDivergedError, TrainSettings
 
 
@@ -355,13 +356,14 @@ def test_paired_schedule_decodes_every_image_in_both_modes(captioned_dir, tiny_v
     seen = {}
 
     def spy(batch, beta, level):
-        seen.update(images=batch.images, beta=beta, level=level)
+        seen.update(batch=batch, beta=beta, level=level)
         return {}
 
     monkeypatch.setattr(trainer, "optimize", spy)
     trainer.train_step()
-    full, protected = seen["images"].chunk(2)
+    full, protected = seen["batch"].images.chunk(2)
     assert torch.equal(full, protected)
+    assert torch.equal(*seen["batch"].caption_index.chunk(2))
     assert seen["beta"].tolist() == [0.0] * 4 + [1.0] * 4
     assert torch.equal(*seen["level"].chunk(2))
 
@@ -371,21 +373,49 @@ def test_protected_decodes_far_below_full_pay_the_gap_penalty(captioned_dir, tin
         settings(captioned_dir, schedule="paired", protected_gap_db=1.0, gap_weight=10.0), tmp_path, vlp=tiny_vlp
     )
     lambdas = torch.tensor([0.01, 0.1, 0.01, 0.1])
+    beta = torch.tensor([0.0, 0.0, 1.0, 1.0])
     within = torch.tensor([0.001, 0.002, 0.00125, 0.0025])  # protected 0.97 dB below full: no penalty
-    assert trainer._gap_penalty(within, lambdas, 1.0).item() == 0.0
+    assert trainer._gap_penalty(within, lambdas, beta, 1.0).item() == 0.0
     beyond = torch.tensor([0.001, 0.002, 0.002, 0.002], requires_grad=True)  # first protected pair 3 dB below
-    penalty = trainer._gap_penalty(beyond, lambdas, 1.0)
+    penalty = trainer._gap_penalty(beyond, lambdas, beta, 1.0)
     excess = 0.002 - 0.001 * 10**0.1
     assert penalty.item() == pytest.approx(10.0 * 0.01 * 255**2 * excess / 4, rel=1e-5)
     penalty.backward()
     assert beyond.grad[:2].abs().sum() == 0  # the full decode is the reference, not pushed down
     assert beyond.grad[2] > 0 and beyond.grad[3] == 0
+    with pytest.raises(ValueError, match="paired"):
+        trainer._gap_penalty(within, lambdas, torch.tensor([0.0, 1.0, 0.0, 1.0]), 1.0)
 
 
-def test_a_paired_step_with_the_gap_penalty_trains(captioned_dir, tiny_vlp, tmp_path):
-    trainer = Trainer(
-        settings(captioned_dir, schedule="paired", protected_gap_db=0.0, level_trigger=True), tmp_path, vlp=tiny_vlp
-    )
-    record = trainer.train_step()
-    assert math.isfinite(record["loss"]) and {"psnr_full", "psnr_protected", "attack"} <= set(record)
-    assert trainer.model.g_s.condition.level_embedding.abs().sum() > 0
+def test_the_gap_penalty_enters_the_loss_of_a_paired_batch(captioned_dir, tiny_vlp, tmp_path, monkeypatch):
+    trainer = Trainer(settings(captioned_dir, schedule="paired", protected_gap_db=1.0), tmp_path, vlp=tiny_vlp)
+    batch = Batch(trainer._batch().images.repeat(2, 1, 1, 1), torch.full((8,), -1))
+    beta, level = torch.tensor([0.0] * 4 + [1.0] * 4), torch.tensor([0, 3, 5, 7] * 2)
+    calls = []
+
+    def penalty(value):
+        def fake(mse, lambdas, beta_, gap_db):
+            calls.append((beta_.tolist(), gap_db))
+            return torch.tensor(value)
+
+        return fake
+
+    monkeypatch.setattr(trainer, "_gap_penalty", penalty(0.0))
+    without = loss_with_seed(trainer, batch, beta, level)
+    monkeypatch.setattr(trainer, "_gap_penalty", penalty(7.0))
+    assert loss_with_seed(trainer, batch, beta, level) == pytest.approx(without + 7.0, rel=1e-6)
+    assert calls == [(beta.tolist(), 1.0)] * 2
+
+
+def test_a_paired_level_trigger_run_exports_its_trigger(captioned_dir, tiny_vlp, tmp_path):
+    from psic.train.checkpoint import model_from_file
+
+    settings_ = settings(captioned_dir, schedule="paired", protected_gap_db=0.0, level_trigger=True, steps=1)
+    trainer = Trainer(settings_, tmp_path, vlp=tiny_vlp)
+    trainer.fit()
+    trained = trainer.model.g_s.condition.level_embedding
+    assert trained.abs().sum() > 0
+    exported = model_from_file(tmp_path / "last.pt")
+    assert exported.arch.level_trigger and torch.equal(exported.g_s.condition.level_embedding, trained.detach())
+    with pytest.raises(ValueError, match="this architecture lacks"):  # a level-blind run would drop the trigger
+        Trainer(settings(captioned_dir, init=str(tmp_path / "last.pt")), tmp_path / "blind", vlp=tiny_vlp)

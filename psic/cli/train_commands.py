@@ -27,8 +27,10 @@ def train() -> None:
 @click.option("--lambda", "lmbda", type=float, help="Rate-distortion trade-off (x 255^2 x MSE).")
 @click.option("--lambda-clip", type=float, help="Weight of the attack on the target VLP (0 = rate-distortion only).")
 @click.option("--objective", type=click.Choice(["uaeo", "naive"]), help="Attack objective.")
-@click.option("--schedule", type=click.Choice(["mixed", "alternate", "paired"]), help="Per-sample modes, whole iterations alternating (the paper), or every image in both modes.")
-@click.option("--protected-gap-db", type=click.FloatRange(min=0), help="Paired: penalize protected decodes more than this below full.")
+@click.option(
+    "--schedule", type=click.Choice(["mixed", "alternate", "paired"]),
+    help="Per-sample modes, whole iterations alternating (the paper), or every image in both modes.",
+)
 @click.option("--steps", type=click.IntRange(min=1), help="Total optimizer steps of this stage.")
 @click.option("--batch-size", type=click.IntRange(min=2), help="Captioned images per step.")
 @click.option("--folder-batch", type=click.IntRange(min=0), help="Caption-less images per step.")

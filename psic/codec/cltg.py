@@ -56,6 +56,8 @@ class ConditionBiases(nn.Module):
         self.level_embedding = nn.Parameter(torch.zeros(levels, hidden)) if levels else None
 
     def forward(self, beta: Tensor, level: Tensor | None = None) -> list[Tensor]:
+        """The level vector joins after the MLP's first linear layer (``mlp[0]``), before its ReLU:
+        one added row per level, and the parameter names of a level-blind network stay valid."""
         check_condition(beta)
         if (level is None) != (self.level_embedding is None):
             raise ValueError("a level-conditioned trigger needs a level per image; a level-blind one takes none")

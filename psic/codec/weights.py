@@ -116,6 +116,7 @@ def _architecture(metadata: dict[str, str], path: Path) -> Architecture:
 
 
 def _flag(value: str) -> bool:
+    """A boolean metadata value: exactly "0" or "1", so that a damaged file is not misread."""
     if value not in ("0", "1"):
         raise ValueError(f"not a flag: {value!r}")
     return value == "1"

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from psic.codec.network import ARCHITECTURE, GAIN_ARCHITECTURE, Architecture, ConditionalHyperprior
-from psic.train.warm_start import gain_network_from
+from psic.train.warm_start import GROWN_PARAMETERS, gain_network_from
 
 
 def save_checkpoint(path: Path, trainer) -> None:
@@ -30,28 +30,36 @@ def save_checkpoint(path: Path, trainer) -> None:
     os.replace(tmp, path)
 
 
-#: Parameters a network may have that its source lacks; they start at their (neutral) initial
-#: values: a level-conditioned trigger grows out of a level-blind one this way.
-GROWN_PARAMETERS = ("g_s.condition.level_embedding",)
-
-
 def load_initial_parameters(model: ConditionalHyperprior, path: str | os.PathLike) -> None:
     """Start a run from the parameters of a training checkpoint or of an exported weights file.
 
     Buffers are not taken: the CDF tables and the integer h_s are rebuilt at export. The fp16
     tensors of a shipped file are widened when copied into the fp32 model. A one-rate source
-    starts a gain network through :func:`psic.train.warm_start.gain_network_from`.
+    starts a gain network through :func:`psic.train.warm_start.gain_network_from`. A source with
+    parameters the network lacks is refused: they would be dropped without a word.
     """
     source = model_from_file(path)
     if model.arch.variable_rate and not source.arch.variable_rate:
         gain_network_from(source, model)
         return
     state = dict(source.named_parameters())
-    names = [name for name, _ in model.named_parameters() if not (name in GROWN_PARAMETERS and name not in state)]
-    missing = [name for name in names if name not in state or state[name].shape != dict(model.named_parameters())[name].shape]
+    wanted = {name: p for name, p in model.named_parameters() if name in state or name not in GROWN_PARAMETERS}
+    extra = sorted(set(state) - set(wanted))
+    if extra:
+        raise ValueError(f"{path} has {len(extra)} parameters this architecture lacks, e.g. {extra[0]}")
+    missing = [name for name, p in wanted.items() if name not in state or state[name].shape != p.shape]
     if missing:
         raise ValueError(f"{path} lacks {len(missing)} parameters of this architecture, e.g. {missing[0]}")
-    model.load_state_dict({name: state[name] for name in names}, strict=False)
+    model.load_state_dict({name: state[name] for name in wanted}, strict=False)
+
+
+def architecture_of(settings: dict) -> Architecture:
+    """The network a run's settings (a TrainSettings as a dict) describe."""
+    levels = settings.get("levels", 0)
+    return Architecture(
+        settings["N"], settings["M"], settings["cond_hidden"], GAIN_ARCHITECTURE if levels else ARCHITECTURE, levels,
+        settings.get("level_trigger", False),
+    )
 
 
 def model_from_file(path: str | os.PathLike) -> ConditionalHyperprior:
@@ -61,13 +69,7 @@ def model_from_file(path: str | os.PathLike) -> ConditionalHyperprior:
 
         return load_weights_file(path, None, "cpu").float()
     state = torch.load(path, map_location="cpu", weights_only=False)
-    s = state["settings"]
-    levels = s.get("levels", 0)
-    arch = Architecture(
-        s["N"], s["M"], s["cond_hidden"], GAIN_ARCHITECTURE if levels else ARCHITECTURE, levels,
-        s.get("level_trigger", False),
-    )
-    source = ConditionalHyperprior(arch)
+    source = ConditionalHyperprior(architecture_of(state["settings"]))
     names = {name for name, _ in source.named_parameters()}
     source.load_state_dict({k: v for k, v in state["model"].items() if k in names}, strict=False)
     return source

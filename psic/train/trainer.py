@@ -20,27 +20,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from psic.codec.network import (
-    ARCHITECTURE,
-    DOWNSAMPLING,
-    GAIN_ARCHITECTURE,
-    QUALITY_LAMBDAS,
-    Architecture,
-    ConditionalHyperprior,
-)
+from psic.codec.network import DOWNSAMPLING, QUALITY_LAMBDAS, ConditionalHyperprior
 from psic.datasets import image_folder, read_captioned, split
 from psic.train import distributed, losses, robustness
 from psic.train.batches import Batch, ImagePool, concat
-from psic.train.checkpoint import load_checkpoint, load_initial_parameters, save_checkpoint
+from psic.train.checkpoint import architecture_of, load_checkpoint, load_initial_parameters, save_checkpoint
 from psic.train.feature_cache import cached, content_key, text_tower_fingerprint
 
 STAGE2_TRAINABLE = ("g_s.",)  # the conditional decoder and its CLTG (MLP + projections)
-
-
-def settings_architecture(settings: TrainSettings) -> Architecture:
-    """The network a run trains: a gain network over ``levels`` qualities, or a one-rate one."""
-    name = GAIN_ARCHITECTURE if settings.levels else ARCHITECTURE
-    return Architecture(settings.N, settings.M, settings.cond_hidden, name, settings.levels, settings.level_trigger)
 
 
 class TrainingDivergedError(RuntimeError):
@@ -54,8 +41,7 @@ class TrainSettings:
     lmbda: float = 0.0067
     lambda_clip: float = 0.05
     objective: str = "uaeo"  # or "naive"
-    schedule: str = "mixed"  # "mixed": per-sample beta; "alternate": whole iterations by mode;
-    # "paired": every image decoded in both modes in the same step
+    schedule: str = "mixed"  # "mixed": per-sample beta; "alternate": iterations by mode; "paired": both
     protected_gap_db: float | None = None  # paired only: protected may fall this far below its full decode ...
     gap_weight: float = 10.0  # ... beyond that, its excess distortion costs this many times the level's lambda
     level_trigger: bool = False  # condition the CLTG on the quality level (gain networks)
@@ -126,7 +112,7 @@ class Trainer:
         self.device = distributed.device_for(settings.device)
         self.rng = np.random.default_rng([settings.seed, self.rank])
         torch.manual_seed(settings.seed)  # identical initial weights on every rank
-        self.model = ConditionalHyperprior(settings_architecture(settings)).to(self.device)
+        self.model = ConditionalHyperprior(architecture_of(asdict(settings))).to(self.device)
         if settings.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.lambdas = torch.tensor(QUALITY_LAMBDAS[: settings.levels] or (settings.lmbda,), device=self.device)
@@ -265,7 +251,7 @@ class Trainer:
         lambdas = self.lambdas[level.to(self.device)] if level is not None else self.lambdas.expand(len(mse))
         loss = (bpp + lambdas * 255**2 * mse).mean()
         if s.protected_gap_db is not None:
-            loss = loss + self._gap_penalty(mse, lambdas, s.protected_gap_db)
+            loss = loss + self._gap_penalty(mse, lambdas, beta, s.protected_gap_db)
         full, protected = beta == 0, beta == 1
         record = {"bpp": bpp.mean().item()}
         for mode, mask in (("full", full), ("protected", protected)):
@@ -279,17 +265,18 @@ class Trainer:
             record.update(stats)
         return loss, record
 
-    def _gap_penalty(self, mse: torch.Tensor, lambdas: torch.Tensor, gap_db: float) -> torch.Tensor:
+    def _gap_penalty(self, mse: torch.Tensor, lambdas: torch.Tensor, beta: torch.Tensor, gap_db: float) -> torch.Tensor:
         """Extra distortion cost of a protected decode that falls more than ``gap_db``
         below the full decode of the same image (a paired batch: full half, then protected half).
 
         The full decode is the reference, detached: the penalty only pulls the protected one up.
         """
-        s = self.settings
         count = len(mse) // 2
+        if len(mse) % 2 or bool((beta[:count] != 0).any()) or bool((beta[count:] != 1).any()):
+            raise ValueError("the gap penalty needs a paired batch: the same images full, then protected")
         allowed = mse[:count].detach() * 10 ** (gap_db / 10)
         excess = torch.relu(mse[count:] - allowed)
-        return s.gap_weight * (lambdas[count:] * 255**2 * excess).sum() / len(mse)
+        return self.settings.gap_weight * (lambdas[count:] * 255**2 * excess).sum() / len(mse)
 
     def optimize(self, batch: Batch, beta: torch.Tensor, level: torch.Tensor | None = None) -> dict:
         """One optimizer step (and, in stage 1, one step of the entropy bottleneck's quantiles)."""

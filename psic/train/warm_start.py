@@ -14,6 +14,10 @@ from torch import nn
 
 from psic.codec.network import ConditionalHyperprior, Subpixel
 
+#: Parameters a network may have that its source lacks; they keep their neutral initial values
+#: (zeros): a level-conditioned trigger grows out of a level-blind one this way, unchanged.
+GROWN_PARAMETERS = ("g_s.condition.level_embedding",)
+
 
 @torch.no_grad()
 def subpixel_from_deconv(deconv: nn.ConvTranspose2d, conv: nn.Conv2d) -> None:
