@@ -195,6 +195,21 @@ def test_stage_two_trains_only_the_decoder(captioned_dir, tiny_vlp, tmp_path):
     assert any(not torch.equal(a, b) for a, b in zip(decoder_before, stage2.model.g_s.parameters()))
 
 
+def test_stage_two_can_train_the_trigger_alone(captioned_dir, tiny_vlp, tmp_path):
+    stage1 = Trainer(settings(captioned_dir, steps=1), tmp_path / "s1", vlp=tiny_vlp)
+    stage1.fit()
+    stage2 = Trainer(
+        settings(captioned_dir, stage=2, steps=1, init=str(tmp_path / "s1" / "last.pt"), stage2_trains=["g_s.condition."]),
+        tmp_path / "s2", vlp=tiny_vlp,
+    )
+    before = {name: p.clone() for name, p in stage2.model.named_parameters()}
+    stage2.fit()
+    changed = {name for name, p in stage2.model.named_parameters() if not torch.equal(p, before[name])}
+    assert changed and all(name.startswith("g_s.condition.") for name in changed)
+    with pytest.raises(ValueError, match="stage2_trains"):
+        settings(captioned_dir, stage2_trains=["g_a."])
+
+
 def test_a_run_can_start_from_an_exported_weights_file(captioned_dir, tiny_vlp, tmp_path):
     from psic.codec.weights import save_weights
 

@@ -27,8 +27,6 @@ from psic.train.batches import Batch, ImagePool, concat
 from psic.train.checkpoint import architecture_of, load_checkpoint, load_initial_parameters, save_checkpoint
 from psic.train.feature_cache import cached, content_key, text_tower_fingerprint
 
-STAGE2_TRAINABLE = ("g_s.",)  # the conditional decoder and its CLTG (MLP + projections)
-
 
 class TrainingDivergedError(RuntimeError):
     """A loss became NaN or infinite; the last good checkpoint is kept."""
@@ -45,6 +43,7 @@ class TrainSettings:
     protected_gap_db: float | None = None  # paired only: protected may fall this far below its full decode ...
     gap_weight: float = 10.0  # ... beyond that, its excess distortion costs this many times the level's lambda
     level_trigger: bool = False  # condition the CLTG on the quality level (gain networks)
+    stage2_trains: list[str] = field(default_factory=lambda: ["g_s."])  # parameter-name prefixes stage 2 trains
     cosine_weight: float = 10.0
     attack_transforms: list[str] = field(default_factory=lambda: ["none"])  # one drawn per step (robustness.TRANSFORMS)
     steps: int = 10000
@@ -80,6 +79,8 @@ class TrainSettings:
             raise ValueError("stage must be 1 or 2")
         if self.schedule not in ("mixed", "alternate", "paired"):
             raise ValueError("schedule must be 'mixed', 'alternate' or 'paired'")
+        if not self.stage2_trains or not all(p.startswith("g_s.") for p in self.stage2_trains):
+            raise ValueError("stage2_trains must name parts of the decoder (prefixes starting with 'g_s.')")
         if self.level_trigger and not self.levels:
             raise ValueError("level_trigger needs a gain network (levels >= 1)")
         if self.protected_gap_db is not None and (self.schedule != "paired" or self.protected_gap_db < 0):
@@ -204,7 +205,7 @@ class Trainer:
         if self.settings.stage == 1:
             return
         for name, parameter in self.model.named_parameters():
-            parameter.requires_grad_(name.startswith(STAGE2_TRAINABLE))
+            parameter.requires_grad_(name.startswith(tuple(self.settings.stage2_trains)))
 
     # --- one step ------------------------------------------------------------------------
 
