@@ -171,6 +171,14 @@ def test_resume_reproduces_the_next_step(captioned_dir, tiny_vlp, tmp_path):
         assert torch.allclose(a, b, rtol=0, atol=1e-6), (a - b).abs().max()
 
 
+def test_resuming_under_other_network_settings_names_the_difference(captioned_dir, tiny_vlp, tmp_path):
+    Trainer(settings(captioned_dir, steps=1, levels=8), tmp_path, vlp=tiny_vlp).fit()
+    with pytest.raises(ValueError, match=r"level_trigger false \(now true\)"):
+        Trainer(settings(captioned_dir, steps=2, levels=8, level_trigger=True), tmp_path, vlp=tiny_vlp)
+    resumed = Trainer(settings(captioned_dir, steps=2, levels=8, lr=5e-4), tmp_path, vlp=tiny_vlp)  # lr may change
+    assert resumed.step == 1
+
+
 def test_nan_stops_the_run_and_keeps_the_last_checkpoint(captioned_dir, tiny_vlp, tmp_path, monkeypatch):
     trainer = Trainer(settings(captioned_dir, steps=1), tmp_path, vlp=tiny_vlp)
     trainer.fit()

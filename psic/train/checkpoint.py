@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import asdict
+from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 
 import torch
@@ -75,9 +76,38 @@ def model_from_file(path: str | os.PathLike) -> ConditionalHyperprior:
     return source
 
 
+# Settings that shape the network or its trainable parameters: a checkpoint resumes only under the same.
+RESUME_SETTINGS = ("stage", "N", "M", "cond_hidden", "levels", "level_trigger", "stage2_trains")
+
+
+def resume_conflicts(saved: dict, settings) -> list[str]:
+    """The RESUME_SETTINGS where a checkpoint's settings differ from ``settings`` (a TrainSettings).
+
+    A key an older checkpoint lacks counts as that field's default, the value it was trained with.
+    """
+    conflicts = []
+    for field in fields(settings):
+        if field.name not in RESUME_SETTINGS:
+            continue
+        default = field.default if field.default_factory is MISSING else field.default_factory()
+        was, now = saved.get(field.name, default), getattr(settings, field.name)
+        if was != now:
+            conflicts.append(f"{field.name} {json.dumps(was)} (now {json.dumps(now)})")
+    return conflicts
+
+
 def load_checkpoint(path: Path, trainer) -> int:
-    """Restore a trainer in place; returns the step to continue from."""
+    """Restore a trainer in place; returns the step to continue from.
+
+    A checkpoint made under other network or trainable-set settings is refused with the
+    differences named, instead of failing inside ``load_state_dict``.
+    """
     state = torch.load(path, map_location=trainer.device, weights_only=False)
+    conflicts = resume_conflicts(state.get("settings", {}), trainer.settings)
+    if conflicts:
+        raise ValueError(
+            f"{path} was trained with {', '.join(conflicts)}: resume it with its own settings, or start a new run folder"
+        )
     trainer.model.load_state_dict(state["model"])
     trainer.optimizer.load_state_dict(state["optimizer"])
     trainer.aux_optimizer.load_state_dict(state["aux_optimizer"])
