@@ -297,6 +297,22 @@ def test_cli_trains_then_exports_a_loadable_model(captioned_dir, tmp_path):
     assert psic.decode(psic.encode(image, model=str(weights)), model=str(weights)).size == (50, 40)
 
 
+def test_cli_refuses_to_resume_a_run_under_another_network_in_one_line(captioned_dir, tmp_path):
+    from click.testing import CliRunner
+
+    from psic.cli.main import cli
+
+    tiny = '{"N": 8, "M": 12, "cond_hidden": 16, "crop": 64, "batch_size": 4, "val_count": 2, "lambda_clip": 0, '
+    one_rate, gain = tmp_path / "one-rate.json", tmp_path / "gain.json"
+    one_rate.write_text(tiny + '"levels": 0}')
+    gain.write_text(tiny + '"levels": 8}')
+    args = ["train", "run", "--run-dir", str(tmp_path / "run"), "--captioned", str(captioned_dir)]
+    assert CliRunner().invoke(cli, [*args, "--config", str(one_rate), "--steps", "1"]).exit_code == 0
+    result = CliRunner().invoke(cli, [*args, "--config", str(gain), "--steps", "2"])
+    assert result.exit_code == 2 and "levels 0 (now 8)" in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
 def test_cli_refuses_unknown_settings(tmp_path):
     from click.testing import CliRunner
 

@@ -60,7 +60,11 @@ def run(run_dir: str, config_file: str | None, **options) -> None:
         settings = TrainSettings(**values)
     except (TypeError, ValueError) as exc:
         raise UsageError(f"invalid training settings: {exc}") from None
-    Trainer(settings, run_dir).fit(log=_log_without_progress_bar)
+    try:
+        trainer = Trainer(settings, run_dir)
+    except ValueError as exc:  # a start or resume the run folder's checkpoint or --init cannot serve
+        raise UsageError(f"cannot start the run: {exc}") from None
+    trainer.fit(log=_log_without_progress_bar)
 
 
 @train.command("export", short_help="Freeze a checkpoint into a shippable weights file.")
