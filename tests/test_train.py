@@ -313,6 +313,26 @@ def test_cli_refuses_to_resume_a_run_under_another_network_in_one_line(captioned
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("content", [b"not a checkpoint", None], ids=["garbage", "foreign-pickle"])
+def test_cli_export_of_a_file_that_is_no_checkpoint_fails_in_one_line(tmp_path, content):
+    from click.testing import CliRunner
+
+    from psic.cli.main import cli
+
+    source = tmp_path / "last.pt"
+    if content is None:
+        torch.save({"model": {}}, source)  # a torch file, but not a PSIC checkpoint (no settings)
+    else:
+        source.write_bytes(content)
+    out = tmp_path / "model.safetensors"
+    result = CliRunner().invoke(cli, ["train", "export", str(source), "-o", str(out), "--name", "x"])
+    assert result.exit_code == 6 and "not a PSIC training checkpoint" in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+    assert not out.exists()
+    missing = CliRunner().invoke(cli, ["train", "export", str(tmp_path / "none.pt"), "-o", str(out), "--name", "x"])
+    assert missing.exit_code == 6 and "checkpoint not found" in missing.output
+
+
 def test_cli_refuses_unknown_settings(tmp_path):
     from click.testing import CliRunner
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 
 import torch
 
 from psic.codec.network import ARCHITECTURE, GAIN_ARCHITECTURE, Architecture, ConditionalHyperprior
+from psic.errors import ModelError, ModelNotAvailableError
 from psic.train.warm_start import GROWN_PARAMETERS, gain_network_from
 
 
@@ -69,10 +71,15 @@ def model_from_file(path: str | os.PathLike) -> ConditionalHyperprior:
         from psic.codec.weights import load_weights_file
 
         return load_weights_file(path, None, "cpu").float()
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    source = ConditionalHyperprior(architecture_of(state["settings"]))
-    names = {name for name, _ in source.named_parameters()}
-    source.load_state_dict({k: v for k, v in state["model"].items() if k in names}, strict=False)
+    if not Path(path).is_file():
+        raise ModelNotAvailableError(f"checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        source = ConditionalHyperprior(architecture_of(state["settings"]))
+        names = {name for name, _ in source.named_parameters()}
+        source.load_state_dict({k: v for k, v in state["model"].items() if k in names}, strict=False)
+    except (pickle.UnpicklingError, EOFError, RuntimeError, KeyError, TypeError, AttributeError) as exc:
+        raise ModelError(f"{path} is not a PSIC training checkpoint (last.pt) or weights file: {exc}") from None
     return source
 
 
