@@ -171,6 +171,25 @@ def test_resume_reproduces_the_next_step(captioned_dir, tiny_vlp, tmp_path):
         assert torch.allclose(a, b, rtol=0, atol=1e-6), (a - b).abs().max()
 
 
+def test_the_time_based_lr_drop_happens_once_and_survives_a_resume(captioned_dir, tiny_vlp, tmp_path):
+    timed = settings(captioned_dir, steps=1, max_minutes=10.0, lr_drop_share=0.5)
+    early = Trainer(timed, tmp_path / "early", vlp=tiny_vlp)
+    early.fit()
+    assert early.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3) and not early.lr_dropped
+
+    trainer = Trainer(timed, tmp_path / "run", vlp=tiny_vlp)
+    trainer.elapsed_before = 301.0  # past half of the 10 minutes
+    trainer.fit()
+    lrs = [group["lr"] for group in trainer.optimizer.param_groups]
+    assert lrs == pytest.approx([1e-4, 3e-4])  # the network's lr and the level gains' lr, both 10x lower
+    resumed = Trainer(settings(captioned_dir, steps=2, max_minutes=10.0, lr_drop_share=0.5), tmp_path / "run",
+                      vlp=tiny_vlp)
+    resumed.fit()
+    assert [group["lr"] for group in resumed.optimizer.param_groups] == pytest.approx(lrs)  # not dropped again
+    with pytest.raises(ValueError, match="lr_drop_share needs max_minutes"):
+        settings(captioned_dir, lr_drop_share=0.5)
+
+
 def test_resuming_under_other_network_settings_names_the_difference(captioned_dir, tiny_vlp, tmp_path):
     Trainer(settings(captioned_dir, steps=1, levels=8), tmp_path, vlp=tiny_vlp).fit()
     with pytest.raises(ValueError, match=r"level_trigger false \(now true\)"):

@@ -23,6 +23,7 @@ def save_checkpoint(path: Path, trainer) -> None:
         "aux_optimizer": trainer.aux_optimizer.state_dict(),
         "scheduler": trainer.scheduler.state_dict(),
         "step": trainer.step,
+        "lr_dropped": trainer.lr_dropped,
         "elapsed": trainer.training_seconds(),
         "settings": asdict(trainer.settings),
         "numpy_rng": trainer.rng.bit_generator.state,
@@ -122,4 +123,5 @@ def load_checkpoint(path: Path, trainer) -> int:
     trainer.rng.bit_generator.state = state["numpy_rng"]
     torch.set_rng_state(state["torch_rng"])
     trainer.elapsed_before = float(state.get("elapsed", 0.0))
+    trainer.lr_dropped = bool(state.get("lr_dropped", False))
     return int(state["step"])

@@ -54,6 +54,7 @@ class TrainSettings:
     gain_lr: float = 3e-3  # the level gains of a gain network
     aux_lr: float = 1e-3
     lr_milestones: list[int] = field(default_factory=list)
+    lr_drop_share: float | None = None  # with max_minutes: lr drops 10x after this share of them (any hardware)
     grad_clip: float = 1.0
     seed: int = 0
     N: int = 128
@@ -96,6 +97,8 @@ class TrainSettings:
             raise ValueError(f"attack_transforms must be a non-empty list of {', '.join(robustness.TRANSFORMS)}")
         if not 0 <= self.levels <= len(QUALITY_LAMBDAS):
             raise ValueError(f"levels must be 0 (one rate) or 1..{len(QUALITY_LAMBDAS)}")
+        if self.lr_drop_share is not None and (self.max_minutes is None or not 0 < self.lr_drop_share < 1):
+            raise ValueError("lr_drop_share needs max_minutes and must be between 0 and 1")
         if self.pack is not None and (self.captioned or self.folder):
             raise ValueError("give a data pack or data folders, not both")
         if self.captioned is None and self.folder is None and self.pack is None:
@@ -122,6 +125,7 @@ class Trainer:
         self.optimizer, self.aux_optimizer = self._optimizers()
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, settings.lr_milestones, gamma=0.1)
         self.step = 0
+        self.lr_dropped = False  # lr_drop_share reached (kept in checkpoints: the drop happens once)
         self.elapsed_before = 0.0  # training seconds of earlier processes of this run (resumes add up)
         self.started: float | None = None  # when this process's fit() began
         if settings.init and not (self.run_dir / "last.pt").exists():
@@ -343,6 +347,7 @@ class Trainer:
             while self.step < s.steps:
                 if budget is not None and self.training_seconds() >= budget:
                     break
+                self._drop_lr_when_due()
                 record = self.train_step()
                 window.add(record)
                 if progress is not None:
@@ -361,6 +366,16 @@ class Trainer:
         if progress is not None:
             progress.close()
 
+
+    def _drop_lr_when_due(self) -> None:
+        """The time-based counterpart of lr_milestones: the main learning rates fall 10x, once."""
+        s = self.settings
+        if self.lr_dropped or s.lr_drop_share is None or s.max_minutes is None:
+            return
+        if self.training_seconds() >= 60 * s.max_minutes * s.lr_drop_share:
+            for group in self.optimizer.param_groups:
+                group["lr"] *= 0.1
+            self.lr_dropped = True
 
     def training_seconds(self) -> float:
         """Training seconds of this run so far, over every resume."""
