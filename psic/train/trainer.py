@@ -366,7 +366,6 @@ class Trainer:
         if progress is not None:
             progress.close()
 
-
     def _drop_lr_when_due(self) -> None:
         """The time-based counterpart of lr_milestones: the main learning rates fall 10x, once."""
         s = self.settings
