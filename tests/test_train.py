@@ -446,23 +446,23 @@ def test_paired_schedule_decodes_every_image_in_both_modes(captioned_dir, tiny_v
     assert torch.equal(*seen["level"].chunk(2))
 
 
-def test_protected_decodes_far_below_full_pay_the_gap_penalty(captioned_dir, tiny_vlp, tmp_path):
+def test_protected_decodes_far_below_full_pay_the_gap_penalty_in_db_at_every_level(captioned_dir, tiny_vlp, tmp_path):
     trainer = Trainer(
         settings(captioned_dir, schedule="paired", protected_gap_db=1.0, gap_weight=10.0), tmp_path, vlp=tiny_vlp
     )
-    lambdas = torch.tensor([0.01, 0.1, 0.01, 0.1])
     beta = torch.tensor([0.0, 0.0, 1.0, 1.0])
     within = torch.tensor([0.001, 0.002, 0.00125, 0.0025])  # protected 0.97 dB below full: no penalty
-    assert trainer._gap_penalty(within, lambdas, beta, 1.0).item() == 0.0
-    beyond = torch.tensor([0.001, 0.002, 0.002, 0.002], requires_grad=True)  # first protected pair 3 dB below
-    penalty = trainer._gap_penalty(beyond, lambdas, beta, 1.0)
-    excess = 0.002 - 0.001 * 10**0.1
-    assert penalty.item() == pytest.approx(10.0 * 0.01 * 255**2 * excess / 4, rel=1e-5)
+    assert trainer._gap_penalty(within, beta, 1.0).item() == 0.0
+    # a low-quality and a high-quality pair, each protected 3 dB below its full decode
+    beyond = torch.tensor([0.004, 0.0002, 0.004 * 10**0.3, 0.0002 * 10**0.3], requires_grad=True)
+    penalty = trainer._gap_penalty(beyond, beta, 1.0)
+    assert penalty.item() == pytest.approx(10.0 * 2 * (3.0 - 1.0) / 4, rel=1e-5)
     penalty.backward()
     assert beyond.grad[:2].abs().sum() == 0  # the full decode is the reference, not pushed down
-    assert beyond.grad[2] > 0 and beyond.grad[3] == 0
+    # equal dB excess, equal pull in dB: the gradient scales as 1 / MSE, so d(penalty)/d(dB) matches
+    assert (beyond.grad[2] * beyond[2]).item() == pytest.approx((beyond.grad[3] * beyond[3]).item(), rel=1e-5)
     with pytest.raises(ValueError, match="paired"):
-        trainer._gap_penalty(within, lambdas, torch.tensor([0.0, 1.0, 0.0, 1.0]), 1.0)
+        trainer._gap_penalty(within, torch.tensor([0.0, 1.0, 0.0, 1.0]), 1.0)
 
 
 def test_the_gap_penalty_enters_the_loss_of_a_paired_batch(captioned_dir, tiny_vlp, tmp_path, monkeypatch):
@@ -472,7 +472,7 @@ def test_the_gap_penalty_enters_the_loss_of_a_paired_batch(captioned_dir, tiny_v
     calls = []
 
     def penalty(value):
-        def fake(mse, lambdas, beta_, gap_db):
+        def fake(mse, beta_, gap_db):
             calls.append((beta_.tolist(), gap_db))
             return torch.tensor(value)
 

@@ -41,7 +41,7 @@ class TrainSettings:
     objective: str = "uaeo"  # or "naive"
     schedule: str = "mixed"  # "mixed": per-sample beta; "alternate": iterations by mode; "paired": both
     protected_gap_db: float | None = None  # paired only: protected may fall this far below its full decode ...
-    gap_weight: float = 10.0  # ... beyond that, its excess distortion costs this many times the level's lambda
+    gap_weight: float = 10.0  # ... beyond that, each dB of excess costs this much (the same at every level)
     level_trigger: bool = False  # condition the CLTG on the quality level (gain networks)
     stage2_trains: list[str] = field(default_factory=lambda: ["g_s."])  # parameter-name prefixes stage 2 trains
     cosine_weight: float = 10.0
@@ -256,7 +256,7 @@ class Trainer:
         lambdas = self.lambdas[level.to(self.device)] if level is not None else self.lambdas.expand(len(mse))
         loss = (bpp + lambdas * 255**2 * mse).mean()
         if s.protected_gap_db is not None:
-            loss = loss + self._gap_penalty(mse, lambdas, beta, s.protected_gap_db)
+            loss = loss + self._gap_penalty(mse, beta, s.protected_gap_db)
         full, protected = beta == 0, beta == 1
         record = {"bpp": bpp.mean().item()}
         for mode, mask in (("full", full), ("protected", protected)):
@@ -270,18 +270,19 @@ class Trainer:
             record.update(stats)
         return loss, record
 
-    def _gap_penalty(self, mse: torch.Tensor, lambdas: torch.Tensor, beta: torch.Tensor, gap_db: float) -> torch.Tensor:
-        """Extra distortion cost of a protected decode that falls more than ``gap_db``
-        below the full decode of the same image (a paired batch: full half, then protected half).
+    def _gap_penalty(self, mse: torch.Tensor, beta: torch.Tensor, gap_db: float) -> torch.Tensor:
+        """Extra cost of a protected decode that falls more than ``gap_db`` below the full decode
+        of the same image (a paired batch: full half, then protected half), in dB beyond the gap.
 
-        The full decode is the reference, detached: the penalty only pulls the protected one up.
+        Counted in dB, one weight means the same at every level: scaled by the level's lambda it
+        ruled the top of the ladder and hardly touched the bottom (segment 3). The full decode is
+        the reference, detached: the penalty only pulls the protected one up.
         """
         count = len(mse) // 2
         if len(mse) % 2 or bool((beta[:count] != 0).any()) or bool((beta[count:] != 1).any()):
             raise ValueError("the gap penalty needs a paired batch: the same images full, then protected")
-        allowed = mse[:count].detach() * 10 ** (gap_db / 10)
-        excess = torch.relu(mse[count:] - allowed)
-        return self.settings.gap_weight * (lambdas[count:] * 255**2 * excess).sum() / len(mse)
+        gap = 10 * torch.log10(mse[count:].clamp_min(1e-10) / mse[:count].detach().clamp_min(1e-10))
+        return self.settings.gap_weight * torch.relu(gap - gap_db).sum() / len(mse)
 
     def optimize(self, batch: Batch, beta: torch.Tensor, level: torch.Tensor | None = None) -> dict:
         """One optimizer step (and, in stage 1, one step of the entropy bottleneck's quantiles)."""
