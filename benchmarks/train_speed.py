@@ -46,6 +46,7 @@ def run_variant(base: TrainSettings, changes: dict, threads: int, steps: int, wa
     settings = dataclasses.replace(base, **changes)
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(settings, run_dir)
+        trainer.bf16 = settings.bf16  # time what was asked, also where training would fall back to fp32
         return steps_per_second(trainer, steps, warmup)
 
 
@@ -59,7 +60,7 @@ def gradient_agreement(base: TrainSettings, batches: int) -> list[dict]:
             beta, level = trainer._betas(len(batch.images)), trainer._levels(len(batch.images))
             results = []
             for bf16 in (False, True):
-                trainer.settings.bf16 = bf16
+                trainer.bf16 = bf16
                 torch.manual_seed(7)  # the same quantization noise in both passes
                 loss, _ = trainer.losses(batch, beta, level)
                 trainer.model.zero_grad(set_to_none=True)

@@ -10,7 +10,9 @@ import torch
 import torch.nn.functional as F
 
 from psic.datasets import read_captioned, split
+from psic.errors import PsicWarning
 from psic.train import losses
+from psic.train import trainer as trainer_module
 from psic.train.batches import Batch
 from psic.train.trainer import Trainer, TrainingDivergedError, TrainSettings
 
@@ -135,13 +137,27 @@ def loss_with_seed(trainer, batch, beta, level, seed=11) -> float:
 
 @pytest.mark.parametrize("bf16", [False, True])
 def test_one_step_lowers_the_loss_on_a_fixed_batch(captioned_dir, tiny_vlp, tmp_path, bf16):
-    trainer = Trainer(settings(captioned_dir, bf16=bf16), tmp_path, vlp=tiny_vlp)
+    trainer = Trainer(settings(captioned_dir), tmp_path, vlp=tiny_vlp)
+    trainer.bf16 = bf16  # also where this CPU would fall back to fp32
     batch, beta, level = fixed_batch(trainer)
     before = loss_with_seed(trainer, batch, beta, level)
     torch.manual_seed(11)
     record = trainer.optimize(batch, beta, level)
     assert "asr_in_batch" in record and "psnr_protected" in record
     assert loss_with_seed(trainer, batch, beta, level) < before
+
+
+def test_bf16_falls_back_to_fp32_with_a_warning_where_the_cpu_would_emulate_it(
+    captioned_dir, tiny_vlp, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(trainer_module, "bf16_is_native", lambda device: False)
+    with pytest.warns(PsicWarning, match="fp32"):
+        trainer = Trainer(settings(captioned_dir, bf16=True), tmp_path, vlp=tiny_vlp)
+    assert not trainer.bf16
+    batch, beta, level = fixed_batch(trainer)
+    with torch.no_grad(), trainer._autocast():
+        out = trainer.network(batch.images, beta, level)
+    assert out["x_hat"].dtype == torch.float32
 
 
 def test_each_sample_pays_its_own_levels_lambda(captioned_dir, tiny_vlp, tmp_path):

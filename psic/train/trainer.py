@@ -14,6 +14,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import torch
 
 from psic.codec.network import DOWNSAMPLING, QUALITY_LAMBDAS, ConditionalHyperprior
 from psic.datasets import image_folder, read_captioned, split
+from psic.errors import PsicWarning
 from psic.train import distributed, losses, robustness
 from psic.train.batches import Batch, ImagePool, concat
 from psic.train.checkpoint import architecture_of, load_checkpoint, load_initial_parameters, save_checkpoint
@@ -105,6 +107,18 @@ class TrainSettings:
             raise ValueError("give a captioned image set, an image folder, or both (or a data pack)")
 
 
+def bf16_is_native(device: torch.device) -> bool:
+    """Whether bf16 autocast pays off here: on GPUs and on CPUs whose oneDNN has bf16 kernels.
+
+    Elsewhere (an AVX2-only CPU) bf16 is emulated and a training step ran over ten times
+    slower than in fp32.
+    """
+    if device.type != "cpu":
+        return True
+    supported = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return bool(supported()) if supported is not None else torch.backends.cpu.get_cpu_capability() == "AVX512"
+
+
 class Trainer:
     """Trains one model; under ``torchrun`` each process trains a DDP replica on its own batches."""
 
@@ -114,6 +128,10 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.rank, self.world = distributed.setup(settings.device)
         self.device = distributed.device_for(settings.device)
+        self.bf16 = settings.bf16 and bf16_is_native(self.device)
+        if settings.bf16 and not self.bf16:
+            warnings.warn("this CPU has no native bf16 (AVX-512 BF16 or AMX): training in fp32, which is faster here",
+                          PsicWarning, stacklevel=2)
         self.rng = np.random.default_rng([settings.seed, self.rank])
         torch.manual_seed(settings.seed)  # identical initial weights on every rank
         self.model = ConditionalHyperprior(architecture_of(asdict(settings))).to(self.device)
@@ -235,7 +253,7 @@ class Trainer:
         return torch.from_numpy(self.rng.integers(0, self.settings.levels, size=count))
 
     def _autocast(self):
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.settings.bf16)
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
     def losses(self, batch: Batch, beta: torch.Tensor, level: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
         """The training objective on one batch (with the training-mode quantization noise).
