@@ -160,6 +160,22 @@ def test_bf16_falls_back_to_fp32_with_a_warning_where_the_cpu_would_emulate_it(
     assert out["x_hat"].dtype == torch.float32
 
 
+def test_cli_shows_the_bf16_fallback_as_one_warning_line(captioned_dir, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from psic.cli.main import cli
+
+    monkeypatch.setattr(trainer_module, "bf16_is_native", lambda device: False)
+    config = tmp_path / "settings.json"
+    config.write_text('{"N": 8, "M": 12, "cond_hidden": 16, "crop": 64, "batch_size": 4, "val_count": 2, '
+                      '"lambda_clip": 0, "levels": 0, "bf16": true}')
+    result = CliRunner().invoke(cli, ["train", "run", "--run-dir", str(tmp_path / "run"), "--config", str(config),
+                                      "--steps", "1", "--captioned", str(captioned_dir)])
+    assert result.exit_code == 0, result.output
+    warning_lines = [line for line in result.output.splitlines() if "fp32" in line]
+    assert len(warning_lines) == 1 and warning_lines[0].startswith("psic: warning: this CPU has no native bf16")
+
+
 def test_each_sample_pays_its_own_levels_lambda(captioned_dir, tiny_vlp, tmp_path):
     trainer = Trainer(settings(captioned_dir, lambda_clip=0), tmp_path, vlp=tiny_vlp)
     batch, beta, _ = fixed_batch(trainer)

@@ -7,17 +7,20 @@ runner, because it lives in :meth:`PsicGroup.main`):
   error's ``exit_code``;
 * click usage errors -> click's usage message, exit 2;
 * Ctrl-C -> exit 130;
-* anything else -> ``psic: internal error: <type>: <message>``, exit 1.
+* anything else -> ``psic: internal error: <type>: <message>``, exit 1;
+* a :class:`psic.errors.PsicWarning` no command collected -> ``psic: warning: <message>``.
 
 One line each, never a traceback, unless the environment sets ``PSIC_DEBUG=1``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import click
@@ -27,7 +30,7 @@ from psic.cli import exitcodes, output
 from psic.cli.commands import ALL_COMMANDS
 from psic.cli.eval_commands import eval_group
 from psic.cli.train_commands import train as train_group
-from psic.errors import MissingExtraError, PsicError, PsicIOError
+from psic.errors import MissingExtraError, PsicError, PsicIOError, PsicWarning
 
 PROG_NAME = "psic"
 # Top-level modules of the optional 'train' extra (research commands only).
@@ -45,7 +48,8 @@ def _one_line(text: object) -> str:
 def run_guarded(call: Callable[[], Any]) -> int:
     """Run ``call`` (click in non-standalone mode) and return the process exit status."""
     try:
-        result = _missing_extras_as_errors(call)
+        with _psic_warnings_as_lines():
+            result = _missing_extras_as_errors(call)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:
@@ -71,6 +75,22 @@ def run_guarded(call: Callable[[], Any]) -> int:
     if isinstance(result, int) and not isinstance(result, bool):
         return result
     return exitcodes.SUCCESS
+
+
+@contextlib.contextmanager
+def _psic_warnings_as_lines() -> Iterator[None]:
+    """PSIC's own warnings as one ``psic: warning:`` line, not Python's file-and-source-line form."""
+    with warnings.catch_warnings():
+        show_other = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, PsicWarning):
+                output.warn(_one_line(message))
+            else:
+                show_other(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        yield
 
 
 def _missing_extras_as_errors(call: Callable[[], Any]) -> Any:
