@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
+import torch
 from conftest import save_tiny_model
 
 from psic.train.chain import adopt_segment, run_segment
@@ -58,3 +60,30 @@ def test_adopting_a_segment_whose_weights_changed_is_refused(chain, captioned_di
     (chain / "seg" / "tiny-vr.safetensors").write_bytes(b"not the exported weights")
     with pytest.raises(ValueError, match="does not match"):
         adopt_segment(chain / "chain.json", chain / "seg", chain / "registry.json")
+
+
+def test_a_stage_two_only_segment_retunes_the_trigger_alone(chain, captioned_dir):
+    from safetensors.torch import load_file
+
+    data = {"captioned": str(captioned_dir)}
+    run_segment(chain / "chain.json", chain / "seg", 0.02, data)
+    adopt_segment(chain / "chain.json", chain / "seg", chain / "registry.json")
+    shipped = chain / "tiny-vr.safetensors"
+    before = load_file(shipped)
+    started_from = hashlib.sha256(shipped.read_bytes()).hexdigest()[:8]
+    record = run_segment(chain / "chain.json", chain / "tune", 0.02, {**data, "stage2_trains": ["g_s.condition."]},
+                         stage2_only=True, notes="a test")
+    assert "stage1" not in record and record["stage2"]["steps"] >= 1
+    assert record["segment"] == 2 and record["notes"] == "a test" and record["started_from"] == started_from
+    adopt_segment(chain / "chain.json", chain / "tune", chain / "registry.json")
+    after = load_file(shipped)
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    assert any(name.startswith("g_s.condition.") for name in changed)
+    # the encoder, the gains and the decoder outside CLTG stay; export refits the z tables from them
+    assert all(name.startswith(("g_s.condition.", "entropy_bottleneck.", "integer_h_s.")) for name in changed)
+
+
+def test_a_segment_folder_keeps_its_kind(chain, captioned_dir):
+    run_segment(chain / "chain.json", chain / "seg", 0.02, {"captioned": str(captioned_dir)})
+    with pytest.raises(ValueError, match="two-stage segment"):
+        run_segment(chain / "chain.json", chain / "seg", 0.02, {"captioned": str(captioned_dir)}, stage2_only=True)

@@ -100,16 +100,21 @@ def export(checkpoint: str, output: str, name: str, quality: int | None, fp32: b
 @click.option("--text-cache", metavar="PATH", help="Keep the target's caption features in PATH between runs.")
 @click.option("--device", default="cpu", show_default=True, metavar="cpu|cuda", help="Training device.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=JSON",
-              help="Override a setting of both stages, e.g. --set batch_size=64 (repeatable).")
-@click.option("--init", metavar="CKPT", help="Start stage 1 from this checkpoint or weights file instead of the chain's weights.")
+              help="Override a setting of the segment's stages, e.g. --set batch_size=64 (repeatable).")
+@click.option("--init", metavar="CKPT", help="Start from this checkpoint or weights file instead of the chain's weights.")
+@click.option("--stage2-only", is_flag=True,
+              help="Spend all the minutes on stage 2 (decoder, CLTG): retune the protection, keep encoder and rates.")
+@click.option("--note", metavar="TEXT", help="Kept in the segment record (how it was run, what was shared).")
 def segment(chain_file: str, out_dir: str, minutes: float, captioned: str | None, folder: str | None,
-            pack: str | None, text_cache: str | None, device: str, overrides: tuple[str, ...], init: str | None) -> None:
+            pack: str | None, text_cache: str | None, device: str, overrides: tuple[str, ...], init: str | None,
+            stage2_only: bool, note: str | None) -> None:
     """Stage 1 then stage 2 from the chain's current weights, then export; prints the segment record."""
     from psic.train.chain import run_segment
 
     data = {"captioned": captioned, "folder": folder, "pack": pack, "text_cache": text_cache, **_overrides(overrides)}
     try:
-        record = run_segment(chain_file, out_dir, minutes, data, device=device, init=init, log=_log_without_progress_bar)
+        record = run_segment(chain_file, out_dir, minutes, data, device=device, init=init, stage2_only=stage2_only,
+                             notes=note, log=_log_without_progress_bar)
     except (OSError, ValueError, TypeError) as exc:
         raise UsageError(f"cannot run the segment: {exc}") from None
     click.echo(json.dumps(record))

@@ -4,7 +4,8 @@ training time adds up over sessions and machines.
 The state that survives between segments is the shipped weights file itself (fp16, with
 fp32 entropy models) and the chain's log. A segment is a warm restart: stage 1 (every
 parameter) starts from those weights with fresh optimizer moments, stage 2 (decoder and
-CLTG) follows, and the export becomes the next shipped file. Adam's moments rebuild within
+CLTG) follows, and the export becomes the next shipped file. A stage-2-only segment retunes
+the protection alone. Adam's moments rebuild within
 a few hundred steps, far less than a segment, so nothing else needs committing.
 
 ``training/chain.json`` names the model, its weights file, where the very first segment
@@ -84,6 +85,8 @@ def run_segment(
     *,
     device: str = "cpu",
     init: str | None = None,
+    stage2_only: bool = False,
+    notes: str | None = None,
     log: Callable[[dict], None] | None = None,
 ) -> dict:
     """Train one segment into ``out_dir`` (resumable) and export its weights there; returns its record.
@@ -94,23 +97,30 @@ def run_segment(
 
     ``data`` holds the TrainSettings data fields (captioned, folder, text_cache, target_weights);
     ``init`` replaces the chain's weights as the start (a checkpoint of an interrupted segment).
+    ``stage2_only`` spends all the minutes on stage 2 from the start weights: a fine-tune of the
+    decoder or CLTG alone (the protection), which leaves the encoder and the rates as they are. ``notes`` go into
+    the record as they are.
     """
     chain_file, out = Path(chain_file), Path(out_dir)
     plan = ChainPlan.read(chain_file)
     index = len(plan.history(chain_file)) + 1
     if init is None:
         init = plan.weights if Path(plan.weights).exists() else plan.start
-    stage_minutes = {1: minutes * (1 - plan.stage2_share), 2: minutes * plan.stage2_share}
+    _check_kind(out, stage2_only)
+    if stage2_only:
+        stage_minutes = {2: minutes}
+    else:
+        stage_minutes = {1: minutes * (1 - plan.stage2_share), 2: minutes * plan.stage2_share}
     stages = {}
-    for stage in (1, 2):
+    for stage, stage_budget in stage_minutes.items():
         run_dir = out / f"stage{stage}"
         if stage == 1 and (out / "stage2" / "last.pt").exists():
             stages["stage1"] = _run_record(run_dir)  # stage 2 has begun: stage 1 is final
             continue
         values = {**plan.stage_settings(chain_file, stage), **data}
         values.update(
-            stage=stage, device=device, max_minutes=stage_minutes[stage], seed=1000 * index + stage,
-            init=init if stage == 1 else str(out / "stage1" / "last.pt"),
+            stage=stage, device=device, max_minutes=stage_budget, seed=1000 * index + stage,
+            init=str(out / "stage1" / "last.pt") if stage == 2 and not stage2_only else init,
         )
         Trainer(TrainSettings(**values), run_dir).fit(log=log)
         stages[f"stage{stage}"] = _run_record(run_dir)
@@ -127,9 +137,19 @@ def run_segment(
         **stages,
         "aux_loss": round(aux, 3),
         "sha256": hashlib.sha256(weights).hexdigest(),
+        **({"notes": notes} if notes else {}),
     }
     (out / SEGMENT_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return record
+
+
+def _check_kind(out: Path, stage2_only: bool) -> None:
+    """A resumed segment keeps its kind: stage 2 of a two-stage segment starts from its own stage 1."""
+    has_stage1 = (out / "stage1").exists()
+    if stage2_only and has_stage1:
+        raise ValueError(f"{out} holds a two-stage segment; resume it without stage2_only")
+    if not stage2_only and not has_stage1 and (out / "stage2").exists():
+        raise ValueError(f"{out} holds a stage-2-only segment; resume it with stage2_only")
 
 
 def adopt_segment(chain_file: str | os.PathLike, out_dir: str | os.PathLike, registry: str | os.PathLike) -> dict:
