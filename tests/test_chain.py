@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import save_tiny_model
 
-from psic.train.chain import adopt_segment, run_segment
+from psic.train.chain import ChainPlan, adopt_segment, run_segment
 
 TINY = {"N": 8, "M": 12, "cond_hidden": 16, "crop": 64, "batch_size": 4, "folder_batch": 0, "val_count": 2,
         "log_every": 1, "save_every": 1000, "lr": 1e-3}
@@ -71,8 +71,11 @@ def test_a_stage_two_only_segment_retunes_the_trigger_alone(chain, captioned_dir
     shipped = chain / "tiny-vr.safetensors"
     before = load_file(shipped)
     started_from = hashlib.sha256(shipped.read_bytes()).hexdigest()[:8]
-    record = run_segment(chain / "chain.json", chain / "tune", 0.02, {**data, "stage2_trains": ["g_s.condition."]},
-                         stage2_only=True, notes="a test")
+    plan = json.loads((chain / "chain.json").read_text())
+    (chain / "chain.json").write_text(json.dumps({**plan, "retune": "retune.json"}))
+    retune = {**TINY, "lambda_clip": 0.5, "levels": 8, "stage2_trains": ["g_s.condition."]}
+    (chain / "retune.json").write_text(json.dumps(retune))
+    record = run_segment(chain / "chain.json", chain / "tune", 0.02, data, stage2_only=True, notes="a test")
     assert "stage1" not in record and record["stage2"]["steps"] >= 1
     assert record["segment"] == 2 and record["notes"] == "a test" and record["started_from"] == started_from
     adopt_segment(chain / "chain.json", chain / "tune", chain / "registry.json")
@@ -87,3 +90,16 @@ def test_a_segment_folder_keeps_its_kind(chain, captioned_dir):
     run_segment(chain / "chain.json", chain / "seg", 0.02, {"captioned": str(captioned_dir)})
     with pytest.raises(ValueError, match="two-stage segment"):
         run_segment(chain / "chain.json", chain / "seg", 0.02, {"captioned": str(captioned_dir)}, stage2_only=True)
+
+
+@pytest.mark.parametrize(("stage", "stage2_only"), [(1, False), (2, False), (2, True)])
+def test_the_shipped_chain_settings_are_valid(stage, stage2_only):
+    from pathlib import Path
+
+    from psic.train.trainer import TrainSettings
+
+    chain_file = Path(__file__).parents[1] / "training" / "chain.json"
+    plan = ChainPlan.read(chain_file)
+    values = plan.stage_settings(chain_file, stage, stage2_only=stage2_only)
+    settings = TrainSettings(**values, captioned="flickr8k", max_minutes=60)  # the data a segment adds
+    assert settings.stage == stage

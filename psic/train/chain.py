@@ -9,7 +9,7 @@ the protection alone. Adam's moments rebuild within
 a few hundred steps, far less than a segment, so nothing else needs committing.
 
 ``training/chain.json`` names the model, its weights file, where the very first segment
-starts from, and the two stages' settings files; ``training/segments.jsonl`` gets one line
+starts from, and the settings files of the two stages and of stage-2-only segments; ``training/segments.jsonl`` gets one line
 per adopted segment (steps, seconds, hardware, the last training figures).
 """
 
@@ -45,6 +45,7 @@ class ChainPlan:
     stage1: str  # TrainSettings JSON of stage 1 (relative to chain.json)
     stage2: str  # and of stage 2
     stage2_share: float = 0.2  # share of a segment's minutes spent in stage 2
+    retune: str | None = None  # TrainSettings JSON of stage-2-only segments (default: stage2)
     log: str = "segments.jsonl"  # relative to chain.json
 
     @classmethod
@@ -60,8 +61,14 @@ class ChainPlan:
             raise ValueError(f"{path}: stage2_share must be between 0 and 1")
         return plan
 
-    def stage_settings(self, chain_file: Path, stage: int) -> dict:
-        with open(chain_file.parent / (self.stage1 if stage == 1 else self.stage2), encoding="utf-8") as f:
+    def stage_settings(self, chain_file: Path, stage: int, *, stage2_only: bool = False) -> dict:
+        if stage == 1:
+            name = self.stage1
+        elif stage2_only and self.retune:
+            name = self.retune
+        else:
+            name = self.stage2
+        with open(chain_file.parent / name, encoding="utf-8") as f:
             return json.load(f)
 
     def history(self, chain_file: Path) -> list[dict]:
@@ -117,7 +124,7 @@ def run_segment(
         if stage == 1 and (out / "stage2" / "last.pt").exists():
             stages["stage1"] = _run_record(run_dir)  # stage 2 has begun: stage 1 is final
             continue
-        values = {**plan.stage_settings(chain_file, stage), **data}
+        values = {**plan.stage_settings(chain_file, stage, stage2_only=stage2_only), **data}
         values.update(
             stage=stage, device=device, max_minutes=stage_budget, seed=1000 * index + stage,
             init=str(out / "stage1" / "last.pt") if stage == 2 and not stage2_only else init,
