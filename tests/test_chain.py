@@ -86,10 +86,24 @@ def test_a_stage_two_only_segment_retunes_the_trigger_alone(chain, captioned_dir
     assert all(name.startswith(("g_s.condition.", "entropy_bottleneck.", "integer_h_s.")) for name in changed)
 
 
-def test_a_segment_folder_keeps_its_kind(chain, captioned_dir):
-    run_segment(chain / "chain.json", chain / "seg", 0.02, {"captioned": str(captioned_dir)})
-    with pytest.raises(ValueError, match="two-stage segment"):
-        run_segment(chain / "chain.json", chain / "seg", 0.02, {"captioned": str(captioned_dir)}, stage2_only=True)
+def test_a_segment_folder_keeps_its_kind_number_and_note(chain, captioned_dir):
+    data = {"captioned": str(captioned_dir)}
+    run_segment(chain / "chain.json", chain / "seg", 0.02, data)
+    with pytest.raises(ValueError, match="holds a two-stage segment"):
+        run_segment(chain / "chain.json", chain / "seg", 0.02, data, stage2_only=True)
+    adopt_segment(chain / "chain.json", chain / "seg", chain / "registry.json")
+    first = run_segment(chain / "chain.json", chain / "tune", 0.02, data, stage2_only=True, notes="why")
+    with pytest.raises(ValueError, match="holds a stage-2-only segment"):
+        run_segment(chain / "chain.json", chain / "tune", 0.02, data)
+    adopt_segment(chain / "chain.json", chain / "tune", chain / "registry.json")
+    again = run_segment(chain / "chain.json", chain / "tune", 0.02, data, stage2_only=True)  # after its adoption
+    assert (again["segment"], again["started_from"], again["notes"]) == (2, first["started_from"], "why")
+    assert again["kind"] == "stage-2-only" and again["stage2"]["steps"] == first["stage2"]["steps"]
+
+
+def test_a_stage_two_only_segment_needs_trained_weights(chain, captioned_dir):
+    with pytest.raises(ValueError, match="does not exist yet"):
+        run_segment(chain / "chain.json", chain / "tune", 0.02, {"captioned": str(captioned_dir)}, stage2_only=True)
 
 
 @pytest.mark.parametrize(("stage", "stage2_only"), [(1, False), (2, False), (2, True)])
@@ -103,3 +117,5 @@ def test_the_shipped_chain_settings_are_valid(stage, stage2_only):
     values = plan.stage_settings(chain_file, stage, stage2_only=stage2_only)
     settings = TrainSettings(**values, captioned="flickr8k", max_minutes=60)  # the data a segment adds
     assert settings.stage == stage
+    if stage2_only:  # a retune trains the CLTG alone, from its own settings file
+        assert plan.retune and settings.stage2_trains == ["g_s.condition."]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -55,3 +56,12 @@ def test_missing_optional_dependency_names_the_extra(tmp_path, captioned_dir):
 @pytest.mark.parametrize("code", [12, 13])
 def test_new_codes_are_in_the_help_table(code):
     assert f"  {code} " in run("--help").output
+
+
+def test_a_retune_of_a_chain_without_weights_is_a_usage_error(tmp_path):
+    plan = {"model": "m", "weights": str(tmp_path / "m.safetensors"), "start": str(tmp_path / "start.safetensors"),
+            "stage1": "stage1.json", "stage2": "stage2.json"}
+    (tmp_path / "chain.json").write_text(json.dumps(plan), encoding="utf-8")
+    result = run("train", "segment", "--chain", tmp_path / "chain.json", "--out", tmp_path / "seg", "--minutes", 1,
+                 "--captioned", tmp_path, "--stage2-only", "--note", "a retune")
+    assert "does not exist yet" in one_error_line(result, errors.UsageError.exit_code)

@@ -93,7 +93,7 @@ def export(checkpoint: str, output: str, name: str, quality: int | None, fp32: b
 @click.option("--chain", "chain_file", default="training/chain.json", show_default=True, metavar="JSON",
               help="The chain: model, weights file, stage settings.")
 @click.option("--out", "out_dir", required=True, metavar="DIR", help="Run folders, exported weights and segment.json go here (resumable).")
-@click.option("--minutes", type=click.FloatRange(min=1), required=True, help="Wall time of the segment, both stages.")
+@click.option("--minutes", type=click.FloatRange(min=1), required=True, help="Wall time of the segment, all its stages.")
 @click.option("--captioned", metavar="DIR", help="Image-caption set (captions.tsv + images/).")
 @click.option("--folder", metavar="DIR", help="Caption-less image folder for rate-distortion.")
 @click.option("--pack", metavar="NPZ", help="A data pack (psic train pack) instead of --captioned/--folder.")
@@ -101,14 +101,14 @@ def export(checkpoint: str, output: str, name: str, quality: int | None, fp32: b
 @click.option("--device", default="cpu", show_default=True, metavar="cpu|cuda", help="Training device.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=JSON",
               help="Override a setting of the segment's stages, e.g. --set batch_size=64 (repeatable).")
-@click.option("--init", metavar="CKPT", help="Start from this checkpoint or weights file instead of the chain's weights.")
+@click.option("--init", metavar="CKPT", help="Start (stage 1, or stage 2 of a --stage2-only segment) from this checkpoint or weights file, not the chain's weights.")
 @click.option("--stage2-only", is_flag=True,
-              help="Spend all the minutes on stage 2 (decoder, CLTG): retune the protection, keep encoder and rates.")
-@click.option("--note", metavar="TEXT", help="Kept in the segment record (how it was run, what was shared).")
+              help="All the minutes on stage 2 with the chain's retune settings: retune the protection, keep the encoder.")
+@click.option("--note", metavar="TEXT", help="Kept in the segment record (how it was run); replaces the note of an earlier run.")
 def segment(chain_file: str, out_dir: str, minutes: float, captioned: str | None, folder: str | None,
             pack: str | None, text_cache: str | None, device: str, overrides: tuple[str, ...], init: str | None,
             stage2_only: bool, note: str | None) -> None:
-    """Stage 1 then stage 2 from the chain's current weights, then export; prints the segment record."""
+    """Stage 1 then stage 2 (or stage 2 alone) from the chain's current weights, then export; prints the record."""
     from psic.train.chain import run_segment
 
     data = {"captioned": captioned, "folder": folder, "pack": pack, "text_cache": text_cache, **_overrides(overrides)}

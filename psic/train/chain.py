@@ -33,6 +33,7 @@ from psic.train.export import export_weights
 from psic.train.trainer import Trainer, TrainSettings
 
 SEGMENT_RECORD = "segment.json"
+SEGMENT_START = "start.json"  # fixed by a segment's first run
 
 
 @dataclass(frozen=True)
@@ -104,17 +105,15 @@ def run_segment(
 
     ``data`` holds the TrainSettings data fields (captioned, folder, text_cache, target_weights);
     ``init`` replaces the chain's weights as the start (a checkpoint of an interrupted segment).
-    ``stage2_only`` spends all the minutes on stage 2 from the start weights: a fine-tune of the
-    decoder or CLTG alone (the protection), which leaves the encoder and the rates as they are. ``notes`` go into
-    the record as they are.
+    ``stage2_only`` spends all the minutes on stage 2 from the start weights, with the chain's
+    ``retune`` settings: a fine-tune of the protection that keeps the encoder and the level gains.
+    ``notes`` go into the record. The segment's number, start and kind are fixed by its first
+    run (``start.json``), so a resume or an extension after an adoption records the same.
     """
     chain_file, out = Path(chain_file), Path(out_dir)
     plan = ChainPlan.read(chain_file)
-    index = len(plan.history(chain_file)) + 1
-    if init is None:
-        init = plan.weights if Path(plan.weights).exists() else plan.start
-    _check_kind(out, stage2_only)
-    if stage2_only:
+    start = _segment_start(out, plan, chain_file, init, stage2_only, notes)
+    if start["stage2_only"]:
         stage_minutes = {2: minutes}
     else:
         stage_minutes = {1: minutes * (1 - plan.stage2_share), 2: minutes * plan.stage2_share}
@@ -126,17 +125,20 @@ def run_segment(
             continue
         values = {**plan.stage_settings(chain_file, stage, stage2_only=stage2_only), **data}
         values.update(
-            stage=stage, device=device, max_minutes=stage_budget, seed=1000 * index + stage,
-            init=str(out / "stage1" / "last.pt") if stage == 2 and not stage2_only else init,
+            stage=stage, device=device, max_minutes=stage_budget, seed=1000 * start["segment"] + stage,
+            init=str(out / "stage1" / "last.pt") if stage == 2 and not stage2_only else start["init"],
         )
-        Trainer(TrainSettings(**values), run_dir).fit(log=log)
+        trainer = Trainer(TrainSettings(**values), run_dir)
+        _write_json(out / SEGMENT_START, start)  # the start loaded: the segment has begun
+        trainer.fit(log=log)
         stages[f"stage{stage}"] = _run_record(run_dir)
     weights, aux = export_weights(out / "stage2" / "last.pt", name=plan.model)
     (out / f"{plan.model}.safetensors").write_bytes(weights)
     record = {
-        "segment": index,
+        "segment": start["segment"],
+        "kind": "stage-2-only" if start["stage2_only"] else "two-stage",
         "finished": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
-        "started_from": _short_sha(Path(init)),
+        "started_from": start["started_from"],
         "hardware": hardware(device),
         "device": device,
         "torch": torch.__version__,
@@ -144,19 +146,32 @@ def run_segment(
         **stages,
         "aux_loss": round(aux, 3),
         "sha256": hashlib.sha256(weights).hexdigest(),
-        **({"notes": notes} if notes else {}),
+        **({"notes": start["notes"]} if start["notes"] else {}),
     }
-    (out / SEGMENT_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    _write_json(out / SEGMENT_RECORD, record)
     return record
 
 
-def _check_kind(out: Path, stage2_only: bool) -> None:
-    """A resumed segment keeps its kind: stage 2 of a two-stage segment starts from its own stage 1."""
-    has_stage1 = (out / "stage1").exists()
-    if stage2_only and has_stage1:
-        raise ValueError(f"{out} holds a two-stage segment; resume it without stage2_only")
-    if not stage2_only and not has_stage1 and (out / "stage2").exists():
-        raise ValueError(f"{out} holds a stage-2-only segment; resume it with stage2_only")
+def _segment_start(out: Path, plan: ChainPlan, chain_file: Path, init: str | None, stage2_only: bool,
+                   notes: str | None) -> dict:
+    """The segment's number, start weights, kind and notes: those of its first run once it has begun."""
+    if (out / SEGMENT_START).exists():
+        start = json.loads((out / SEGMENT_START).read_text(encoding="utf-8"))
+        if start["stage2_only"] != stage2_only:
+            kind = "a stage-2-only" if start["stage2_only"] else "a two-stage"
+            raise ValueError(f"{out} holds {kind} segment; resume it {'with' if start['stage2_only'] else 'without'} "
+                             "--stage2-only, or use a new folder")
+        return {**start, "notes": notes or start["notes"]}
+    if init is None:
+        if not Path(plan.weights).exists() and stage2_only:
+            raise ValueError(f"a stage-2-only segment retunes trained weights, and {plan.weights} does not exist yet")
+        init = plan.weights if Path(plan.weights).exists() else plan.start
+    return {"segment": len(plan.history(chain_file)) + 1, "init": init, "started_from": _short_sha(Path(init)),
+            "stage2_only": stage2_only, "notes": notes}
+
+
+def _write_json(path: Path, values: dict) -> None:
+    path.write_text(json.dumps(values, indent=2) + "\n", encoding="utf-8")
 
 
 def adopt_segment(chain_file: str | os.PathLike, out_dir: str | os.PathLike, registry: str | os.PathLike) -> dict:
