@@ -5,12 +5,13 @@ The state that survives between segments is the shipped weights file itself (fp1
 fp32 entropy models) and the chain's log. A segment is a warm restart: stage 1 (every
 parameter) starts from those weights with fresh optimizer moments, stage 2 (decoder and
 CLTG) follows, and the export becomes the next shipped file. A stage-2-only segment retunes
-the protection alone. Adam's moments rebuild within
-a few hundred steps, far less than a segment, so nothing else needs committing.
+the protection alone. Adam's moments rebuild within a few hundred steps, far less than a
+segment, so nothing else needs committing.
 
 ``training/chain.json`` names the model, its weights file, where the very first segment
-starts from, and the settings files of the two stages and of stage-2-only segments; ``training/segments.jsonl`` gets one line
-per adopted segment (steps, seconds, hardware, the last training figures).
+starts from, and the settings files of the two stages and of stage-2-only segments;
+``training/segments.jsonl`` gets one line per adopted segment (steps, seconds, hardware, the
+last training figures).
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ def run_segment(
     chain_file, out = Path(chain_file), Path(out_dir)
     plan = ChainPlan.read(chain_file)
     start = _segment_start(out, plan, chain_file, init, stage2_only, notes)
-    if start["stage2_only"]:
+    if stage2_only:
         stage_minutes = {2: minutes}
     else:
         stage_minutes = {1: minutes * (1 - plan.stage2_share), 2: minutes * plan.stage2_share}
@@ -136,7 +137,7 @@ def run_segment(
     (out / f"{plan.model}.safetensors").write_bytes(weights)
     record = {
         "segment": start["segment"],
-        "kind": "stage-2-only" if start["stage2_only"] else "two-stage",
+        "kind": "stage-2-only" if stage2_only else "two-stage",
         "finished": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
         "started_from": start["started_from"],
         "hardware": hardware(device),
@@ -157,15 +158,15 @@ def _segment_start(out: Path, plan: ChainPlan, chain_file: Path, init: str | Non
     """The segment's number, start weights, kind and notes: those of its first run once it has begun."""
     if (out / SEGMENT_START).exists():
         start = json.loads((out / SEGMENT_START).read_text(encoding="utf-8"))
-        if start["stage2_only"] != stage2_only:
-            kind = "a stage-2-only" if start["stage2_only"] else "a two-stage"
-            raise ValueError(f"{out} holds {kind} segment; resume it {'with' if start['stage2_only'] else 'without'} "
-                             "--stage2-only, or use a new folder")
+        if start["stage2_only"] != stage2_only:  # a two-stage segment's stage 2 starts from its own stage 1
+            held = "a stage-2-only segment; resume it with" if start["stage2_only"] else "a two-stage segment; resume it without"
+            raise ValueError(f"{out} holds {held} --stage2-only, or use a new folder")
         return {**start, "notes": notes or start["notes"]}
     if init is None:
-        if not Path(plan.weights).exists() and stage2_only:
+        trained = Path(plan.weights).exists()
+        if stage2_only and not trained:
             raise ValueError(f"a stage-2-only segment retunes trained weights, and {plan.weights} does not exist yet")
-        init = plan.weights if Path(plan.weights).exists() else plan.start
+        init = plan.weights if trained else plan.start
     return {"segment": len(plan.history(chain_file)) + 1, "init": init, "started_from": _short_sha(Path(init)),
             "stage2_only": stage2_only, "notes": notes}
 
