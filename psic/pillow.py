@@ -20,7 +20,7 @@ from psic.format import SIGNATURE, PsicFile, read_file
 FORMAT = "PSIC"
 MIME = "image/x-psic"
 EXTENSION = ".psic"
-_SAVE_OPTIONS = ("keys", "quality", "model", "device", "metadata", "keep_gps")
+_SAVE_OPTIONS = ("keys", "quality", "model", "device", "effort", "metadata", "keep_gps")
 _defaults: dict[str, Any] = {}  # model and device given to register_pillow()
 
 
@@ -72,7 +72,7 @@ def _info(parsed: PsicFile) -> dict[str, Any]:
 
 
 def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
-    """``im.save(..., format="PSIC", keys=..., quality=..., model=..., device=..., metadata=...)``."""
+    """``im.save(..., format="PSIC", keys=..., quality=..., model=..., device=..., effort=..., metadata=...)``."""
     from psic.api import encode
 
     options = {**_defaults, **{name: im.encoderinfo[name] for name in _SAVE_OPTIONS if name in im.encoderinfo}}

@@ -67,6 +67,7 @@ def _quality_option(fn: F) -> F:
 @_common
 @_key_options
 @_quality_option
+@options.effort_option
 @click.option("--meta", "metadata", multiple=True, metavar="KEY=VALUE", callback=options.parse_meta,
               help="Store a text metadata entry in the file (repeatable).")
 @click.option("--no-icc", is_flag=True, help="Do not keep the ICC colour profile.")
@@ -74,8 +75,8 @@ def _quality_option(fn: F) -> F:
 @_keep_gps
 def encode(inputs: tuple[str, ...], output_name: str | None, out_dir: str | None, workers: int, model: str | None,
            device: str | None, force: bool, quiet: bool, verbose: bool, words: tuple[str, ...],
-           key_files: tuple[str, ...], quality: int | None, metadata: dict[str, str], no_icc: bool, no_exif: bool,
-           keep_gps: bool) -> None:
+           key_files: tuple[str, ...], quality: int | None, effort: int, metadata: dict[str, str], no_icc: bool,
+           no_exif: bool, keep_gps: bool) -> None:
     """Compress each image IN (any format Pillow reads; a folder: its images, recursively; '-': stdin).
 
     Without keywords, anyone can decode the full image with '--mode full'. With one or
@@ -83,7 +84,7 @@ def encode(inputs: tuple[str, ...], output_name: str | None, out_dir: str | None
     available. The ICC profile and EXIF are kept, EXIF without GPS unless --keep-gps.
     """
     settings = jobs.EncodeSettings(
-        keys=tuple(options.keywords(words, key_files)), quality=quality, model=model, device=device,
+        keys=tuple(options.keywords(words, key_files)), quality=quality, model=model, device=device, effort=effort,
         metadata=metadata, icc=not no_icc, exif=not no_exif, keep_gps=keep_gps, force=force,
     )
     options.check_device(device)
@@ -137,14 +138,15 @@ def _is_psic(path: str) -> bool:
 @_common
 @_key_options
 @_quality_option
+@options.effort_option
 @click.option("--format", "image_format", metavar="FORMAT",
               help="Image format (png, jpeg, ...). Default: OUT's extension; PNG for stdout and --out-dir.")
 @click.option("--psic", "psic_name", metavar="FILE", help="Also write the .psic file (the owner's copy); one IN only.")
 @_keep_gps
 def protect(inputs: tuple[str, ...], output_name: str | None, out_dir: str | None, workers: int, model: str | None,
             device: str | None, force: bool, quiet: bool, verbose: bool, words: tuple[str, ...],
-            key_files: tuple[str, ...], quality: int | None, image_format: str | None, psic_name: str | None,
-            keep_gps: bool) -> None:
+            key_files: tuple[str, ...], quality: int | None, effort: int, image_format: str | None,
+            psic_name: str | None, keep_gps: bool) -> None:
     """Write the protected version of each image IN, in the format OUT's extension names.
 
     Publish the protected image; keep the .psic file (--psic, with --key) to recover the
@@ -162,8 +164,8 @@ def protect(inputs: tuple[str, ...], output_name: str | None, out_dir: str | Non
             raise UsageError(f"--psic {psic_name!r} has an image extension, but it names a .psic file")
         output.check_output(psic_name, force=force)
     settings = jobs.ProtectSettings(
-        keys=keys, quality=quality, model=model, device=device, keep_gps=keep_gps, fmt=fmt, psic_target=psic_name,
-        force=force,
+        keys=keys, quality=quality, model=model, device=device, effort=effort, keep_gps=keep_gps, fmt=fmt,
+        psic_target=psic_name, force=force,
     )
     options.check_device(device)
     options.check_model(model, quality)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import click
 
-from psic.cli import output
+from psic.cli import options, output
 from psic.errors import PsicIOError, UsageError
 
 _MODEL_HELP = "Registered model name or path to a .safetensors weights file. Default: the default model."
@@ -35,12 +35,13 @@ def eval_group() -> None:
     type=click.Path(exists=True, file_okay=False),
     help="Folder of test images (e.g. CID22 val).",
 )
+@options.effort_option
 @click.option("--device", metavar="cpu|cuda", help=_DEVICE_HELP)
 @click.option("--json", "json_name", metavar="OUT", help=_JSON_HELP)
 @click.option("--plot", "plot_name", metavar="PNG", help="Also write the RD curves as a PNG plot.")
 @click.option("-f", "--force", is_flag=True, help=_FORCE_HELP)
-def rd(model: str | None, qualities: tuple[int, ...], images: str, device: str | None, json_name: str | None,
-       plot_name: str | None, force: bool) -> None:
+def rd(model: str | None, qualities: tuple[int, ...], images: str, effort: int, device: str | None,
+       json_name: str | None, plot_name: str | None, force: bool) -> None:
     """Encode every image in --images to a real .psic file at each level and decode it both ways; code each
     image with JPEG, WebP and AVIF at the largest quality whose file is no larger than PSIC's (per image), and
     print the mean bpp and PSNR (8-bit RGB) per level. Over the ladder, print the BD-rate of PSIC's full and
@@ -59,10 +60,10 @@ def rd(model: str | None, qualities: tuple[int, ...], images: str, device: str |
         raise UsageError(f"the model has no quality {unknown[0]} (it has: {', '.join(str(q) for q in available)})")
     levels = list(qualities) or available
     with output.status(f"evaluating {len(paths)} images at {len(levels)} levels"):
-        report = rdm.evaluate_ladder(model, paths, levels, device)
+        report = rdm.evaluate_ladder(model, paths, levels, device, effort)
     err = json_name is not None and output.is_stdio(json_name)
-    click.echo(f"{len(paths)} images, model {model or '(default)'}; baselines matched per image to PSIC's bpp; "
-               "PSNR in dB", err=err)
+    click.echo(f"{len(paths)} images, model {model or '(default)'}, effort {effort}; baselines matched per image "
+               "to PSIC's bpp; PSNR in dB", err=err)
     rows = [("quality", "bpp", "full", "protected", "full-prot", *(c.replace("WEBP", "WebP") for c in rdm.BASELINES))]
     for level in report["levels"]:
         summary = level["summary"]
@@ -83,7 +84,7 @@ def rd(model: str | None, qualities: tuple[int, ...], images: str, device: str |
         title = f"{model or 'default model'} on {output.display_name(images)} ({len(paths)} images)"
         output.write_output(plot_name, rd_plot_png(report, title), force=force)
     if json_name is not None:
-        _write_json(json_name, {"model": model, "folder": images, **report}, force)
+        _write_json(json_name, {"model": model, "folder": images, "effort": effort, **report}, force)
 
 
 @eval_group.command(short_help="Retrieval and attack success rate against target models.")
@@ -108,6 +109,7 @@ def rd(model: str | None, qualities: tuple[int, ...], images: str, device: str |
 @click.option("--val-count", type=click.IntRange(min=1), default=1000, show_default=True, help="Size of the split.")
 @click.option("--limit", type=click.IntRange(min=1), help="Use only the first N validation images (quick runs).")
 @click.option("--jpeg-quality", type=click.IntRange(1, 100), default=75, show_default=True, help="JPEG re-save.")
+@options.effort_option
 @click.option("--device", metavar="cpu|cuda", help=_DEVICE_HELP)
 @click.option("--json", "json_name", metavar="OUT", help=_JSON_HELP)
 @click.option("-f", "--force", is_flag=True, help=_FORCE_HELP)
@@ -119,6 +121,7 @@ def privacy(
     val_count: int,
     limit: int | None,
     jpeg_quality: int,
+    effort: int,
     device: str | None,
     json_name: str | None,
     force: bool,
@@ -140,7 +143,8 @@ def privacy(
         raise UsageError(str(exc)) from None
     with output.status("evaluating"):
         report = evaluate_retrieval(
-            model, [_target_spec(t) for t in targets], data, val_count, limit, jpeg_quality, device, quality=quality
+            model, [_target_spec(t) for t in targets], data, val_count, limit, jpeg_quality, device, quality=quality,
+            effort=effort,
         )
     click.echo(
         f"{report['images']} images, {report['captions']} captions; {report['bpp']:.4f} bpp, "

@@ -24,6 +24,7 @@ class EncodeSettings:
     quality: int | None
     model: str | None
     device: str | None
+    effort: int
     metadata: dict[str, str]
     icc: bool
     exif: bool
@@ -51,6 +52,7 @@ class ProtectSettings:
     quality: int | None
     model: str | None
     device: str | None
+    effort: int
     keep_gps: bool
     fmt: str
     psic_target: str | None
@@ -62,7 +64,7 @@ def encode_file(job: Job, s: EncodeSettings) -> int:
 
     source = output.read_input(job.source) if output.is_stdio(job.source) else job.source
     data = api.encode(
-        source, model=s.model, quality=s.quality, keys=s.keys, device=s.device, metadata=s.metadata,
+        source, model=s.model, quality=s.quality, keys=s.keys, device=s.device, effort=s.effort, metadata=s.metadata,
         icc=s.icc, exif=s.exif, keep_gps=s.keep_gps,
     )
     output.write_output(job.target, data, force=s.force)
@@ -83,7 +85,9 @@ def protect_file(job: Job, s: ProtectSettings) -> int:
     from psic import api
 
     source = output.read_input(job.source) if output.is_stdio(job.source) else job.source
-    result = api.protect(source, model=s.model, quality=s.quality, keys=s.keys, device=s.device, keep_gps=s.keep_gps)
+    result = api.protect(
+        source, model=s.model, quality=s.quality, keys=s.keys, device=s.device, effort=s.effort, keep_gps=s.keep_gps
+    )
     if s.psic_target is not None:
         output.write_output(s.psic_target, result.data, force=s.force)
     written = save_image(result.image, job.target, s.fmt, force=s.force)

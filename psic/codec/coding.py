@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from psic.codec import entropy_coder, tiling
+from psic.codec import entropy_coder, refinement, tiling
+from psic.codec.effort import iterations_for
 from psic.codec.fixed_point import index_crc
 from psic.codec.network import DOWNSAMPLING, ConditionalHyperprior
 from psic.errors import DeterminismError
@@ -57,15 +58,26 @@ def level_tensor(model: ConditionalHyperprior, quality: int | None) -> Tensor | 
 
 
 @torch.no_grad()
-def compress(model: ConditionalHyperprior, image: Tensor | np.ndarray, quality: int | None = None) -> Bitstreams:
+def compress(
+    model: ConditionalHyperprior, image: Tensor | np.ndarray, quality: int | None = None, effort: int = 0
+) -> Bitstreams:
     """Code one image: a padded float tensor [1, 3, H, W] (H, W multiples of 64, values in [0, 1])
-    or an HxWx3 uint8 array of any size (padded by edge replication, tile by tile)."""
+    or an HxWx3 uint8 array of any size (padded by edge replication, tile by tile).
+
+    ``effort`` 1-3 refines the latent for this image (:mod:`psic.codec.refinement`): a
+    better picture for its size, at many times the encode time; 0 is the plain encoder.
+    """
     _check_ready(model)
+    iterations = iterations_for(effort)
     height, width = image.shape[2:] if isinstance(image, Tensor) else image.shape[:2]
     z_rows, z_cols = z_grid(height, width)
     grid = (z_rows * tiling.HYPER_STRIDE, z_cols * tiling.HYPER_STRIDE)
     device = model.entropy_bottleneck.quantiles.device
-    y = tiling.analysis(model, tiling.pixel_tiles(image, device), grid, level_tensor(model, quality))
+    level = level_tensor(model, quality)
+    if iterations and level is None:
+        raise ValueError("effort above 0 needs a gain network (a model with quality levels)")
+    pixels = tiling.pixel_tiles(image, device)
+    y = tiling.analysis(model, pixels, grid, level)
     z = tiling.hyper_analysis(model, y)
     medians = model.entropy_bottleneck.quantiles[:, 0, 1].view(1, -1, 1, 1)
     z_symbols = _symbols(z - medians)
@@ -73,6 +85,8 @@ def compress(model: ConditionalHyperprior, image: Tensor | np.ndarray, quality: 
     z_indexes = _channel_indexes(z_symbols.shape[1], (z_symbols.shape[2], z_symbols.shape[3]))
     z_string = entropy_coder.encode(z_symbols, z_indexes, entropy_coder.tables_of(model.entropy_bottleneck))
     indexes = tiling.scale_indexes(model, z_symbols)
+    if iterations:
+        y = refinement.refine(model, pixels, y, indexes, level, (height, width), iterations)
     y_symbols = _symbols(y)
     del y
     y_string = entropy_coder.encode(y_symbols, indexes, entropy_coder.tables_of(model.gaussian_conditional))

@@ -76,13 +76,14 @@ def build_galleries(
     jpeg_quality: int = 75,
     device: str | None = "cpu",
     quality: int | None = None,
+    effort: int = 0,
 ) -> Galleries:
     """Encode each image once, decode the file in both modes, and derive the other galleries."""
     images: dict[str, list[np.ndarray]] = {name: [] for name in GALLERIES}
     file_bytes = []
     for path in image_paths:
         original, _ = imageio.load_image(path)
-        data, full, protected = psic_round_trip(original, model_spec, device, quality)
+        data, full, protected = psic_round_trip(original, model_spec, device, quality, effort)
         resaved = decode_baseline(encode_baseline(protected, "JPEG", jpeg_quality))
         half = np.asarray(Image.fromarray(protected).reduce(2))
         webp = _webp_at(original, bits_per_pixel(len(data), original))
@@ -109,6 +110,7 @@ def evaluate_retrieval(
     galleries: Galleries | None = None,
     batch_size: int = 64,
     quality: int | None = None,
+    effort: int = 0,
 ) -> dict:
     """R@1/5/10 both ways for the four galleries, and ASRs, against each target model.
 
@@ -119,12 +121,13 @@ def evaluate_retrieval(
     val = validation_set(data_root, val_count, limit)
     if galleries is None:
         paths = [val.image_path(i) for i in range(len(val.names))]
-        galleries = build_galleries(model_spec, paths, jpeg_quality, device, quality)
+        galleries = build_galleries(model_spec, paths, jpeg_quality, device, quality, effort)
     if len(galleries.file_bytes) != len(val.names):
         raise ValueError(f"galleries hold {len(galleries.file_bytes)} images, the validation set {len(val.names)}")
     return {
         "model": None if model_spec is None else str(model_spec),
         "quality": quality,
+        "effort": effort,
         "data": str(Path(data_root)),
         "images": len(val.names),
         "captions": sum(len(c) for c in val.captions),

@@ -44,12 +44,16 @@ def bits_per_pixel(num_bytes: int, image: np.ndarray) -> float:
 
 
 def psic_round_trip(
-    original: np.ndarray, model_spec: str | os.PathLike | None, device: str | None, quality: int | None = None
+    original: np.ndarray,
+    model_spec: str | os.PathLike | None,
+    device: str | None,
+    quality: int | None = None,
+    effort: int = 0,
 ) -> tuple[bytes, np.ndarray, np.ndarray]:
     """Encode once (no keywords) and decode the real bitstream both ways: (file, full, protected)."""
     from psic import api
 
-    data = api.encode(original, model=model_spec, device=device, quality=quality)
+    data = api.encode(original, model=model_spec, device=device, quality=quality, effort=effort)
     full = np.asarray(api.decode(data, mode="full", model=model_spec, device=device))
     protected = np.asarray(api.decode(data, mode="protected", model=model_spec, device=device))
     return data, full, protected
@@ -60,12 +64,13 @@ def evaluate_psic(
     image_paths: Iterable[str | os.PathLike],
     device: str | None = "cpu",
     quality: int | None = None,
+    effort: int = 0,
 ) -> list[dict]:
     """Per image: file bytes, bpp, PSNR of the full and protected decodes, and full vs protected."""
     rows = []
     for path in image_paths:
         original, _ = imageio.load_image(path)
-        data, full, protected = psic_round_trip(original, model_spec, device, quality)
+        data, full, protected = psic_round_trip(original, model_spec, device, quality, effort)
         rows.append(
             {
                 "image": Path(path).name,
@@ -218,6 +223,7 @@ def evaluate_ladder(
     image_paths: Sequence[str | os.PathLike],
     qualities: Sequence[int | None],
     device: str | None = "cpu",
+    effort: int = 0,
 ) -> dict:
     """Per level: PSIC's rows, the baselines matched per image, the summary; then BD-rates over the ladder.
 
@@ -230,7 +236,7 @@ def evaluate_ladder(
     levels: list[dict] = []
     summaries: list[dict] = []
     for quality in qualities:
-        rows = evaluate_psic(model_spec, image_paths, device, quality)
+        rows = evaluate_psic(model_spec, image_paths, device, quality, effort)
         matched = match_psic(image_paths, rows)
         summaries.append(summarize(rows, matched, curves))
         levels.append({"quality": quality, "summary": summaries[-1], "psic": rows, "baselines": matched})

@@ -62,14 +62,24 @@ def evidence_split(clean_image: Tensor, text: Tensor) -> EvidenceSplit:
     return EvidenceSplit(clean=clean, noisy=~clean, target=masked.argmin(dim=1))
 
 
-def naive_cosine(protected: Tensor, text: Tensor, mask: Tensor) -> Tensor:
-    """Mean cos(protected_i, own caption_i) over ``mask``: the paper's baseline attack (minimized)."""
+def _weighted_mean(values: Tensor, weights: Tensor | None) -> Tensor:
+    """Mean of per-row terms, each scaled by its row's weight (a plain mean without weights)."""
+    return values.mean() if weights is None else (values * weights).mean()
+
+
+def naive_cosine(protected: Tensor, text: Tensor, mask: Tensor, weights: Tensor | None = None) -> Tensor:
+    """Mean cos(protected_i, own caption_i) over ``mask``: the paper's baseline attack (minimized).
+
+    ``weights`` (one per row of ``protected``) scale each pair's share of the mean.
+    """
     if not bool(mask.any()):
         return protected.sum() * 0.0
-    return (protected[mask] * text[mask]).sum(dim=1).mean()
+    return _weighted_mean((protected[mask] * text[mask]).sum(dim=1), None if weights is None else weights[mask])
 
 
-def targeted_infonce(protected: Tensor, text: Tensor, split: EvidenceSplit, mask: Tensor) -> Tensor:
+def targeted_infonce(
+    protected: Tensor, text: Tensor, split: EvidenceSplit, mask: Tensor, weights: Tensor | None = None
+) -> Tensor:
     """Eq. 9 in both directions for the rows in ``mask``: pull protected image n toward caption t_n.
 
     Keys are the same subset's captions (i2t) and protected images (t2i), so labels and
@@ -80,9 +90,9 @@ def targeted_infonce(protected: Tensor, text: Tensor, split: EvidenceSplit, mask
     rows = mask.nonzero(as_tuple=True)[0]
     targets = split.target[rows]
     scale = 1.0 / CLIP_INIT_TEMPERATURE
-    i2t = F.cross_entropy(scale * protected[rows] @ text.T, targets)
-    t2i = F.cross_entropy(scale * text[targets] @ protected.T, rows)
-    return (i2t + t2i) / 2
+    i2t = F.cross_entropy(scale * protected[rows] @ text.T, targets, reduction="none")
+    t2i = F.cross_entropy(scale * text[targets] @ protected.T, rows, reduction="none")
+    return _weighted_mean((i2t + t2i) / 2, None if weights is None else weights[rows])
 
 
 @dataclass(frozen=True)
@@ -92,17 +102,22 @@ class AttackTerms:
     split: EvidenceSplit
 
 
-def attack_terms(protected: Tensor, clean_image: Tensor, text: Tensor, objective: str = "uaeo") -> AttackTerms:
+def attack_terms(
+    protected: Tensor, clean_image: Tensor, text: Tensor, objective: str = "uaeo", weights: Tensor | None = None
+) -> AttackTerms:
     """``uaeo``: cosine on the clean pairs, targeted InfoNCE on the noisy ones (the paper's
-    code). ``naive``: cosine on every pair (the paper's ablation baseline)."""
+    code). ``naive``: cosine on every pair (the paper's ablation baseline). ``weights``: one
+    per pair, how much its attack counts (a gain network's per-level attack weight)."""
     split = evidence_split(clean_image, text)
     if objective == "naive":
         everyone = torch.ones_like(split.clean)
-        return AttackTerms(naive_cosine(protected, text, everyone), protected.sum() * 0.0, split)
+        return AttackTerms(naive_cosine(protected, text, everyone, weights), protected.sum() * 0.0, split)
     if objective != "uaeo":
         raise ValueError(f"unknown attack objective {objective!r}")
     return AttackTerms(
-        naive_cosine(protected, text, split.clean), targeted_infonce(protected, text, split, split.noisy), split
+        naive_cosine(protected, text, split.clean, weights),
+        targeted_infonce(protected, text, split, split.noisy, weights),
+        split,
     )
 
 

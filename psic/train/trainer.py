@@ -40,6 +40,7 @@ class TrainSettings:
     levels: int = 8  # quality levels of one gain network (lambdas of QUALITY_LAMBDAS); 0: one rate, --lambda
     lmbda: float = 0.0067
     lambda_clip: float = 0.05
+    attack_level_weights: list[float] | None = None  # gain networks: lambda_clip's multiplier at each level
     objective: str = "uaeo"  # or "naive"
     schedule: str = "mixed"  # "mixed": per-sample beta; "alternate": iterations by mode; "paired": both
     protected_gap_db: float | None = None  # paired only: protected may fall this far below its full decode ...
@@ -86,6 +87,10 @@ class TrainSettings:
             raise ValueError("stage2_trains must name parts of the decoder (prefixes starting with 'g_s.')")
         if self.level_trigger and not self.levels:
             raise ValueError("level_trigger needs a gain network (levels >= 1)")
+        if self.attack_level_weights is not None and (
+            not self.levels or len(self.attack_level_weights) != self.levels or min(self.attack_level_weights) < 0
+        ):
+            raise ValueError("attack_level_weights needs one weight >= 0 per quality level of a gain network")
         if self.protected_gap_db is not None and (self.schedule != "paired" or self.protected_gap_db < 0):
             raise ValueError("protected_gap_db needs the paired schedule and must be >= 0")
         if self.objective not in ("uaeo", "naive"):
@@ -282,11 +287,22 @@ class Trainer:
                 record[f"psnr_{mode}"] = losses.psnr(mse[mask].detach().mean())
         attack_mask = protected & (batch.caption_index >= 0)
         if s.lambda_clip > 0 and int(attack_mask.sum()) >= 2:
+            weights = self._attack_weights(level, attack_mask)
             with self._autocast():
-                attack, stats = self._attack(x_hat[attack_mask], images[attack_mask], batch.caption_index[attack_mask])
+                attack, stats = self._attack(
+                    x_hat[attack_mask], images[attack_mask], batch.caption_index[attack_mask], weights
+                )
             loss = loss + s.lambda_clip * attack.float()
             record.update(stats)
         return loss, record
+
+    def _attack_weights(self, level: torch.Tensor | None, attack_mask: torch.Tensor) -> torch.Tensor | None:
+        """Each attacked sample's multiplier of lambda_clip: one attack weight for the whole
+        ladder over-distorts the top levels' protected decodes and under-attacks the lowest."""
+        if self.settings.attack_level_weights is None or level is None:
+            return None
+        weights = torch.tensor(self.settings.attack_level_weights, device=self.device)
+        return weights[level.to(self.device)][attack_mask]
 
     def _gap_penalty(self, mse: torch.Tensor, beta: torch.Tensor, gap_db: float) -> torch.Tensor:
         """Extra cost of a protected decode that falls more than ``gap_db`` below the full decode
@@ -334,13 +350,13 @@ class Trainer:
             return self.optimize(batch, beta.to(self.device), None if level is None else level.repeat(2))
         return self.optimize(batch, self._betas(count).to(self.device), self._levels(count))
 
-    def _attack(self, protected_images, original_images, caption_index):
+    def _attack(self, protected_images, original_images, caption_index, weights=None):
         text = self.text_features[caption_index]
         transform = self.settings.attack_transforms[int(self.rng.integers(len(self.settings.attack_transforms)))]
         protected = self.vlp.encode_image(robustness.apply(transform, protected_images))
         with torch.no_grad():
             clean = self.vlp.encode_image(original_images)
-        terms = losses.attack_terms(protected, clean, text, self.settings.objective)
+        terms = losses.attack_terms(protected, clean, text, self.settings.objective, weights)
         combined = losses.combine_fixed(terms, self.settings.cosine_weight) if self.settings.stage == 1 else losses.combine_adaptive(terms)
         stats = {
             "attack": combined.item(),
