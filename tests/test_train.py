@@ -91,6 +91,17 @@ def test_naive_objective_uses_every_pair():
     assert terms.infonce.item() == 0
 
 
+def test_attack_weights_scale_each_pairs_share():
+    split_ = losses.evidence_split(IMAGES, TEXTS)
+    everyone = torch.ones(3, dtype=torch.bool)
+    weights = torch.tensor([2.0, 0.0, 1.0])
+    cosines = (IMAGES * TEXTS).sum(dim=1)
+    assert losses.naive_cosine(IMAGES, TEXTS, everyone, weights).item() == pytest.approx((weights * cosines).mean().item())
+    plain = losses.targeted_infonce(IMAGES, TEXTS, split_, split_.noisy)
+    doubled = losses.targeted_infonce(IMAGES, TEXTS, split_, split_.noisy, torch.full((3,), 2.0))
+    assert doubled.item() == pytest.approx(2 * plain.item())
+
+
 @pytest.mark.parametrize("cosine", [-0.99, -0.3, 0.0, 0.4])
 def test_adaptive_balance_stays_positive_and_bounded(cosine):
     terms = losses.AttackTerms(torch.tensor(cosine), torch.tensor(2.0), losses.evidence_split(IMAGES, TEXTS))
@@ -291,9 +302,25 @@ def test_alternate_schedule_switches_mode_every_iteration(captioned_dir, tiny_vl
     assert trainer._betas(3).tolist() == [1.0, 1.0, 1.0]
 
 
+def test_per_level_attack_weights_apply_to_each_samples_level(captioned_dir, tiny_vlp, tmp_path):
+    """Weight 0 at every level attacked in the batch (2, 5, 7) removes the attack; weight 1 is the plain loss."""
+    def loss_of(**overrides) -> float:
+        run_dir = tmp_path / f"run{len(list(tmp_path.iterdir()))}"
+        trainer = Trainer(settings(captioned_dir, levels=8, **overrides), run_dir, vlp=tiny_vlp)
+        return loss_with_seed(trainer, *fixed_batch(trainer))
+
+    plain = loss_of()
+    no_attack = loss_of(lambda_clip=0)
+    assert plain != pytest.approx(no_attack)
+    assert loss_of(attack_level_weights=[1.0] * 8) == pytest.approx(plain)
+    assert loss_of(attack_level_weights=[1, 1, 0, 1, 1, 0, 1, 0], lambda_clip=0.5) == pytest.approx(no_attack)
+
+
 @pytest.mark.parametrize(
     "bad",
     [
+        {"attack_level_weights": [1.0]}, {"attack_level_weights": [1.0] * 7 + [-1.0]},
+        {"levels": 0, "attack_level_weights": []},
         {"seed": 1.5}, {"schedule": "random"}, {"stage": 3}, {"objective": "x"}, {"crop": 100},
         {"protected_gap_db": 1.0}, {"schedule": "paired", "protected_gap_db": -1.0}, {"level_trigger": True, "levels": 0},
     ],
