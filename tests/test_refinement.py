@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
+from conftest import build_tiny_model
 from PIL import Image
 
 import psic
 from psic.cli.main import cli
-from psic.codec import refinement
+from psic.codec import coding, refinement
 from psic.codec.network import QUALITY_LAMBDAS
 from psic.errors import UsageError
 
@@ -43,16 +45,23 @@ def test_refinement_in_tiles_keeps_every_tile_consistent(photo, tiny_gain_model_
     assert rd_cost(refined, photo, model) < rd_cost(plain, photo, model)
 
 
-def test_refinement_leaves_the_shared_model_untouched(photo, tiny_gain_model_path):
-    from psic.api import _model
-
-    net = _model(str(tiny_gain_model_path), QUALITY, "cpu")
+def test_refinement_leaves_the_network_untouched(photo):
+    """Even a network whose parameters require gradients (a model being trained) gets none."""
+    net = build_tiny_model(levels=8)
     before = {name: p.detach().clone() for name, p in net.named_parameters()}
-    psic.encode(photo, model=str(tiny_gain_model_path), quality=QUALITY, effort=1)
+    assert all(p.requires_grad for p in net.parameters())
+    coding.compress(net, photo, QUALITY, effort=1)
     for name, p in net.named_parameters():
         assert p.grad is None, name
-        assert p.requires_grad is before[name].requires_grad
-        assert np.array_equal(p.detach().numpy(), before[name].numpy()), name
+        assert torch.equal(p.detach(), before[name]), name
+
+
+def test_effort_with_a_registered_one_rate_model_fails_before_any_work(tmp_path, photo):
+    source = tmp_path / "photo.png"
+    Image.fromarray(photo).save(source)
+    result = CliRunner().invoke(cli, ["encode", str(source), "-o", str(tmp_path / "x.psic"), "-m", "psic-q3", "-e", "1"])
+    assert result.exit_code == 2 and "quality levels" in result.stderr
+    assert not (tmp_path / "x.psic").exists()
 
 
 @pytest.mark.parametrize("effort", [-1, 4, True, 1.5])

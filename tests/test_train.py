@@ -96,7 +96,9 @@ def test_attack_weights_scale_each_pairs_share():
     everyone = torch.ones(3, dtype=torch.bool)
     weights = torch.tensor([2.0, 0.0, 1.0])
     cosines = (IMAGES * TEXTS).sum(dim=1)
-    assert losses.naive_cosine(IMAGES, TEXTS, everyone, weights).item() == pytest.approx((weights * cosines).mean().item())
+    weighted = losses.naive_cosine(IMAGES, TEXTS, everyone, weights).item()
+    assert weighted == pytest.approx((weights * (1 + cosines)).mean().item() - 1)
+    assert losses.naive_cosine(IMAGES, TEXTS, everyone).item() == pytest.approx(cosines.mean().item())
     plain = losses.targeted_infonce(IMAGES, TEXTS, split_, split_.noisy)
     doubled = losses.targeted_infonce(IMAGES, TEXTS, split_, split_.noisy, torch.full((3,), 2.0))
     assert doubled.item() == pytest.approx(2 * plain.item())
@@ -303,17 +305,25 @@ def test_alternate_schedule_switches_mode_every_iteration(captioned_dir, tiny_vl
 
 
 def test_per_level_attack_weights_apply_to_each_samples_level(captioned_dir, tiny_vlp, tmp_path):
-    """Weight 0 at every level attacked in the batch (2, 5, 7) removes the attack; weight 1 is the plain loss."""
-    def loss_of(**overrides) -> float:
+    """Weight 0 at every level attacked in the batch (2, 5, 7) removes the attack's gradient;
+    weight 1 everywhere is the plain loss."""
+    def trainer_with(**overrides) -> Trainer:
         run_dir = tmp_path / f"run{len(list(tmp_path.iterdir()))}"
-        trainer = Trainer(settings(captioned_dir, levels=8, **overrides), run_dir, vlp=tiny_vlp)
+        return Trainer(settings(captioned_dir, levels=8, **overrides), run_dir, vlp=tiny_vlp)
+
+    def gradient_of(trainer: Trainer) -> torch.Tensor:
+        torch.manual_seed(11)
+        trainer.losses(*fixed_batch(trainer))[0].backward()
+        return torch.cat([p.grad.flatten() for p in trainer.model.parameters() if p.grad is not None])
+
+    def loss_of(trainer: Trainer) -> float:  # each fresh trainer draws the same batch
         return loss_with_seed(trainer, *fixed_batch(trainer))
 
-    plain = loss_of()
-    no_attack = loss_of(lambda_clip=0)
-    assert plain != pytest.approx(no_attack)
-    assert loss_of(attack_level_weights=[1.0] * 8) == pytest.approx(plain)
-    assert loss_of(attack_level_weights=[1, 1, 0, 1, 1, 0, 1, 0], lambda_clip=0.5) == pytest.approx(no_attack)
+    assert loss_of(trainer_with(attack_level_weights=[1.0] * 8)) == pytest.approx(loss_of(trainer_with()))
+    no_attack = gradient_of(trainer_with(lambda_clip=0))
+    assert not torch.allclose(gradient_of(trainer_with()), no_attack)
+    zero_weights = gradient_of(trainer_with(attack_level_weights=[1, 1, 0, 1, 1, 0, 1, 0]))
+    assert torch.allclose(zero_weights, no_attack, atol=1e-6)
 
 
 @pytest.mark.parametrize(

@@ -88,7 +88,7 @@ def encode(inputs: tuple[str, ...], output_name: str | None, out_dir: str | None
         metadata=metadata, icc=not no_icc, exif=not no_exif, keep_gps=keep_gps, force=force,
     )
     options.check_device(device)
-    options.check_model(model, quality)
+    options.check_model(model, quality, effort)
     if output_name is not None and options.is_image_extension(output_name):
         raise UsageError(f"OUT {output_name!r} has an image extension, but encode writes a .psic file")
     planned = _plan(inputs, output_name, out_dir, ".psic", options.is_image_extension, force)
@@ -168,7 +168,7 @@ def protect(inputs: tuple[str, ...], output_name: str | None, out_dir: str | Non
         psic_target=psic_name, force=force,
     )
     options.check_device(device)
-    options.check_model(model, quality)
+    options.check_model(model, quality, effort)
     planned = _plan(inputs, output_name, out_dir, options.extension_of(fmt), options.is_image_extension, force)
     _run(jobs.protect_file, planned, settings, workers, "protected", quiet, verbose, single=out_dir is None)
 

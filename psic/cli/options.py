@@ -75,11 +75,15 @@ def check_device(device: str | None) -> None:
         raise UsageError(f"invalid device {device!r}: use cpu, cuda or cuda:N")
 
 
-def check_model(model: str | None, quality: int | None) -> None:
-    """An unknown model name or a missing weights file fails here, before the input is read."""
-    from psic.codec.registry import resolve_model_path
+def check_model(model: str | None, quality: int | None, effort: int = 0) -> None:
+    """An unknown model name or a missing weights file fails here, before the input is read;
+    so does an effort above 0 with a registered one-rate model (a weights file is checked when coding)."""
+    from psic.codec.registry import find_model, resolve_model_path
 
     resolve_model_path(model, quality)
+    entry = find_model(model) if effort and model is not None else None
+    if entry is not None and not entry.levels:
+        raise UsageError(f"effort above 0 needs a model with quality levels; {model} has one rate")
 
 
 def _extensions() -> dict[str, str]:

@@ -74,8 +74,6 @@ def compress(
     grid = (z_rows * tiling.HYPER_STRIDE, z_cols * tiling.HYPER_STRIDE)
     device = model.entropy_bottleneck.quantiles.device
     level = level_tensor(model, quality)
-    if iterations and level is None:
-        raise ValueError("effort above 0 needs a gain network (a model with quality levels)")
     pixels = tiling.pixel_tiles(image, device)
     y = tiling.analysis(model, pixels, grid, level)
     z = tiling.hyper_analysis(model, y)
@@ -86,6 +84,8 @@ def compress(
     z_string = entropy_coder.encode(z_symbols, z_indexes, entropy_coder.tables_of(model.entropy_bottleneck))
     indexes = tiling.scale_indexes(model, z_symbols)
     if iterations:
+        if level is None:
+            raise ValueError("effort above 0 needs a gain network (a model with quality levels)")
         y = refinement.refine(model, pixels, y, indexes, level, (height, width), iterations)
     y_symbols = _symbols(y)
     del y

@@ -70,11 +70,13 @@ def _weighted_mean(values: Tensor, weights: Tensor | None) -> Tensor:
 def naive_cosine(protected: Tensor, text: Tensor, mask: Tensor, weights: Tensor | None = None) -> Tensor:
     """Mean cos(protected_i, own caption_i) over ``mask``: the paper's baseline attack (minimized).
 
-    ``weights`` (one per row of ``protected``) scale each pair's share of the mean.
+    ``weights`` (one per row of ``protected``) scale each pair's share: the result is then
+    mean(w_i (1 + cos_i)) - 1, so that 1 + it stays >= 0 as :func:`combine_adaptive` needs.
     """
     if not bool(mask.any()):
         return protected.sum() * 0.0
-    return _weighted_mean((protected[mask] * text[mask]).sum(dim=1), None if weights is None else weights[mask])
+    shifted = 1.0 + (protected[mask] * text[mask]).sum(dim=1)
+    return _weighted_mean(shifted, None if weights is None else weights[mask]) - 1.0
 
 
 def targeted_infonce(
