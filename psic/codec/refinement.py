@@ -111,18 +111,18 @@ def _refine_tile(
     variable = region.clone().requires_grad_(True)
     optimizer = torch.optim.Adam([variable], lr=LEARNING_RATE)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, iterations)
-    best_cost, best = float("inf"), region
+    best_cost, best = float("inf"), region[core]
     for step in range(iterations + 1):  # the last pass only scores the last step's latent
         objective, true = costs(variable)
         if true < best_cost:
-            best_cost, best = true, torch.round(variable.detach() * mask + region * (1 - mask))
+            best_cost, best = true, torch.round(variable.detach()[core])
         if step == iterations:
             break
         # Only the latent's gradient: the network's own stay uncomputed (and the model untouched).
         (variable.grad,) = torch.autograd.grad(objective, [variable])
         optimizer.step()
         schedule.step()
-    latent[:, :, rows.computed(), cols.computed()][core] = best[core]
+    region[core] = best
 
 
 def _bits(model: ConditionalHyperprior, values: Tensor, scales: Tensor) -> Tensor:
