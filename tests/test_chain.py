@@ -75,7 +75,7 @@ def test_a_stage_two_only_segment_retunes_the_trigger_alone(chain, captioned_dir
     (chain / "chain.json").write_text(json.dumps({**plan, "retune": "retune.json"}))
     retune = {**TINY, "lambda_clip": 0.5, "levels": 8, "stage2_trains": ["g_s.condition."]}
     (chain / "retune.json").write_text(json.dumps(retune))
-    record = run_segment(chain / "chain.json", chain / "tune", 0.02, data, stage2_only=True, notes="a test")
+    record = run_segment(chain / "chain.json", chain / "tune", 0.02, data, kind="stage-2-only", notes="a test")
     assert "stage1" not in record and record["stage2"]["steps"] >= 1
     assert record["segment"] == 2 and record["notes"] == "a test" and record["started_from"] == started_from
     adopt_segment(chain / "chain.json", chain / "tune", chain / "registry.json")
@@ -90,32 +90,68 @@ def test_a_segment_folder_keeps_its_kind_number_and_note(chain, captioned_dir):
     data = {"captioned": str(captioned_dir)}
     run_segment(chain / "chain.json", chain / "seg", 0.02, data)
     with pytest.raises(ValueError, match="holds a two-stage segment"):
-        run_segment(chain / "chain.json", chain / "seg", 0.02, data, stage2_only=True)
+        run_segment(chain / "chain.json", chain / "seg", 0.02, data, kind="stage-2-only")
     adopt_segment(chain / "chain.json", chain / "seg", chain / "registry.json")
-    first = run_segment(chain / "chain.json", chain / "tune", 0.02, data, stage2_only=True, notes="why")
+    first = run_segment(chain / "chain.json", chain / "tune", 0.02, data, kind="stage-2-only", notes="why")
     with pytest.raises(ValueError, match="holds a stage-2-only segment"):
         run_segment(chain / "chain.json", chain / "tune", 0.02, data)
     adopt_segment(chain / "chain.json", chain / "tune", chain / "registry.json")
-    again = run_segment(chain / "chain.json", chain / "tune", 0.02, data, stage2_only=True)  # after its adoption
+    again = run_segment(chain / "chain.json", chain / "tune", 0.02, data, kind="stage-2-only")  # after its adoption
     assert (again["segment"], again["started_from"], again["notes"]) == (2, first["started_from"], "why")
     assert again["kind"] == "stage-2-only" and again["stage2"]["steps"] == first["stage2"]["steps"]
 
 
 def test_a_stage_two_only_segment_needs_trained_weights(chain, captioned_dir):
     with pytest.raises(ValueError, match="does not exist yet"):
-        run_segment(chain / "chain.json", chain / "tune", 0.02, {"captioned": str(captioned_dir)}, stage2_only=True)
+        run_segment(chain / "chain.json", chain / "tune", 0.02, {"captioned": str(captioned_dir)}, kind="stage-2-only")
 
 
-@pytest.mark.parametrize(("stage", "stage2_only"), [(1, False), (2, False), (2, True)])
-def test_the_shipped_chain_settings_are_valid(stage, stage2_only):
+ENCODER_SIDE = ("g_a.", "h_a.", "h_s.", "entropy_bottleneck.", "gains.log_gain")
+
+
+def test_an_encoder_only_segment_leaves_the_decoder_as_shipped(chain, captioned_dir):
+    from safetensors.torch import load_file
+
+    data = {"captioned": str(captioned_dir)}
+    run_segment(chain / "chain.json", chain / "seg", 0.02, data)
+    adopt_segment(chain / "chain.json", chain / "seg", chain / "registry.json")
+    shipped = chain / "tiny-vr.safetensors"
+    before = load_file(shipped)
+    plan = json.loads((chain / "chain.json").read_text())
+    (chain / "chain.json").write_text(json.dumps({**plan, "encoder": "encoder.json"}))
+    encoder = {**TINY, "stage": 1, "levels": 8, "schedule": "full", "lambda_clip": 0.0, "stage1_trains": list(ENCODER_SIDE)}
+    (chain / "encoder.json").write_text(json.dumps(encoder))
+    record = run_segment(chain / "chain.json", chain / "enc", 0.02, data, kind="encoder-only")
+    assert record["kind"] == "encoder-only" and "stage2" not in record and record["stage1"]["steps"] >= 1
+    assert "psnr_protected" not in record["stage1"]["last_log"]  # the full decode alone is trained
+    adopt_segment(chain / "chain.json", chain / "enc", chain / "registry.json")
+    after = load_file(shipped)
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    assert any(name.startswith("g_a.") for name in changed) and "gains.log_gain" in changed
+    # integer_h_s is export's fixed-point copy of h_s; the decoder and its inverse gains stay bit for bit
+    assert all(name.startswith((*ENCODER_SIDE, "integer_h_s.")) for name in changed)
+
+
+def test_an_encoder_only_segment_needs_its_settings_file(chain, captioned_dir):
+    run_segment(chain / "chain.json", chain / "seg", 0.02, {"captioned": str(captioned_dir)})
+    adopt_segment(chain / "chain.json", chain / "seg", chain / "registry.json")
+    with pytest.raises(ValueError, match="encoder-only segments"):
+        run_segment(chain / "chain.json", chain / "enc", 0.02, {"captioned": str(captioned_dir)}, kind="encoder-only")
+
+
+@pytest.mark.parametrize(("stage", "kind"), [(1, "two-stage"), (2, "two-stage"), (2, "stage-2-only"), (1, "encoder-only")])
+def test_the_shipped_chain_settings_are_valid(stage, kind):
     from pathlib import Path
 
     from psic.train.trainer import TrainSettings
 
     chain_file = Path(__file__).parents[1] / "training" / "chain.json"
     plan = ChainPlan.read(chain_file)
-    values = plan.stage_settings(chain_file, stage, stage2_only=stage2_only)
+    values = plan.stage_settings(chain_file, stage, kind=kind)
     settings = TrainSettings(**values, captioned="flickr8k", max_minutes=60)  # the data a segment adds
     assert settings.stage == stage
-    if stage2_only:  # a retune trains the CLTG alone, from its own settings file
+    if kind == "stage-2-only":  # a retune trains the CLTG alone, from its own settings file
         assert plan.retune and settings.stage2_trains == ["g_s.condition."]
+    if kind == "encoder-only":  # the decoder as shipped: its pixels, trigger and inverse gains untouched
+        assert settings.schedule == "full" and settings.stage1_trains
+        assert not any(prefix.startswith(("g_s", "gains.log_inverse")) for prefix in settings.stage1_trains)

@@ -282,6 +282,22 @@ def test_stage_two_can_train_the_trigger_alone(captioned_dir, tiny_vlp, tmp_path
         settings(captioned_dir, stage2_trains=["g_a."])
 
 
+def test_stage_one_can_train_the_encoder_side_alone_on_the_full_decode(captioned_dir, tiny_vlp, tmp_path):
+    encoder_side = ["g_a.", "h_a.", "h_s.", "gains.log_gain"]  # the entropy bottleneck (and its quantiles) stays
+    trainer = Trainer(
+        settings(captioned_dir, steps=2, levels=8, schedule="full", lambda_clip=0, stage1_trains=encoder_side),
+        tmp_path, vlp=tiny_vlp,
+    )
+    assert trainer._betas(4).tolist() == [0.0] * 4
+    before = {name: p.clone() for name, p in trainer.model.named_parameters()}
+    trainer.fit()
+    changed = {name for name, p in trainer.model.named_parameters() if not torch.equal(p, before[name])}
+    assert any(name.startswith("g_a.") for name in changed) and "gains.log_gain" in changed
+    assert all(name.startswith(tuple(encoder_side)) for name in changed)
+    with pytest.raises(ValueError, match="trains nothing"):
+        Trainer(settings(captioned_dir, stage1_trains=["decoder."]), tmp_path / "none", vlp=tiny_vlp)
+
+
 def test_a_run_can_start_from_an_exported_weights_file(captioned_dir, tiny_vlp, tmp_path):
     from psic.codec.weights import save_weights
 
@@ -333,6 +349,7 @@ def test_per_level_attack_weights_apply_to_each_samples_level(captioned_dir, tin
         {"levels": 0, "attack_level_weights": []},
         {"seed": 1.5}, {"schedule": "random"}, {"stage": 3}, {"objective": "x"}, {"crop": 100},
         {"protected_gap_db": 1.0}, {"schedule": "paired", "protected_gap_db": -1.0}, {"level_trigger": True, "levels": 0},
+        {"schedule": "full"}, {"stage1_trains": []},
     ],
 )
 def test_invalid_settings_are_refused(captioned_dir, bad):

@@ -28,8 +28,8 @@ def train() -> None:
 @click.option("--lambda-clip", type=float, help="Weight of the attack on the target VLP (0 = rate-distortion only).")
 @click.option("--objective", type=click.Choice(["uaeo", "naive"]), help="Attack objective.")
 @click.option(
-    "--schedule", type=click.Choice(["mixed", "alternate", "paired"]),
-    help="Per-sample modes, whole iterations alternating (the paper), or every image in both modes.",
+    "--schedule", type=click.Choice(["mixed", "alternate", "paired", "full"]),
+    help="Per-sample modes, whole iterations alternating (the paper), every image in both modes, or full only.",
 )
 @click.option("--steps", type=click.IntRange(min=1), help="Total optimizer steps of this stage.")
 @click.option("--batch-size", type=click.IntRange(min=2), help="Captioned images per step.")
@@ -101,19 +101,25 @@ def export(checkpoint: str, output: str, name: str, quality: int | None, fp32: b
 @click.option("--device", default="cpu", show_default=True, metavar="cpu|cuda", help="Training device.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=JSON",
               help="Override a setting of the segment's stages, e.g. --set batch_size=64 (repeatable).")
-@click.option("--init", metavar="CKPT", help="Start (stage 1, or stage 2 of a --stage2-only segment) from this checkpoint or weights file, not the chain's weights.")
+@click.option("--init", metavar="CKPT", help="Start the segment's first stage from this checkpoint or weights file, not the chain's weights.")
 @click.option("--stage2-only", is_flag=True,
               help="All the minutes on stage 2 with the chain's retune settings: retune the protection, keep the encoder.")
+@click.option("--encoder-only", is_flag=True,
+              help="All the minutes on the encoder side with the chain's encoder settings: keep the decoder as shipped.")
 @click.option("--note", metavar="TEXT", help="Kept in the segment record (how it was run); replaces the note of an earlier run.")
 def segment(chain_file: str, out_dir: str, minutes: float, captioned: str | None, folder: str | None,
             pack: str | None, text_cache: str | None, device: str, overrides: tuple[str, ...], init: str | None,
-            stage2_only: bool, note: str | None) -> None:
-    """Stage 1 then stage 2 (or stage 2 alone) from the chain's current weights, then export; prints the record."""
+            stage2_only: bool, encoder_only: bool, note: str | None) -> None:
+    """Stage 1 then stage 2 (or stage 2 alone, or the encoder alone) from the chain's current weights, then
+    export; prints the record."""
     from psic.train.chain import run_segment
 
+    if stage2_only and encoder_only:
+        raise UsageError("give --stage2-only or --encoder-only, not both")
+    kind = "stage-2-only" if stage2_only else "encoder-only" if encoder_only else "two-stage"
     data = {"captioned": captioned, "folder": folder, "pack": pack, "text_cache": text_cache, **_overrides(overrides)}
     try:
-        record = run_segment(chain_file, out_dir, minutes, data, device=device, init=init, stage2_only=stage2_only,
+        record = run_segment(chain_file, out_dir, minutes, data, device=device, init=init, kind=kind,
                              notes=note, log=_log_without_progress_bar)
     except (OSError, ValueError, TypeError) as exc:
         raise UsageError(f"cannot run the segment: {exc}") from None

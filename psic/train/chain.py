@@ -5,11 +5,13 @@ The state that survives between segments is the shipped weights file itself (fp1
 fp32 entropy models) and the chain's log. A segment is a warm restart: stage 1 (every
 parameter) starts from those weights with fresh optimizer moments, stage 2 (decoder and
 CLTG) follows, and the export becomes the next shipped file. A stage-2-only segment retunes
-the protection alone. Adam's moments rebuild within a few hundred steps, far less than a
-segment, so nothing else needs committing.
+the protection alone; an encoder-only segment trains the encoder side alone (analysis,
+hyperprior, entropy models, level gains) against the shipped decoder, which it leaves as it
+is. Adam's moments rebuild within a few hundred steps, far less than a segment, so nothing
+else needs committing.
 
 ``training/chain.json`` names the model, its weights file, where the very first segment
-starts from, and the settings files of the two stages and of stage-2-only segments;
+starts from, and the settings files of the two stages and of the one-stage segment kinds;
 ``training/segments.jsonl`` gets one line per adopted segment (steps, seconds, hardware, the
 last training figures).
 """
@@ -35,6 +37,8 @@ from psic.train.trainer import Trainer, TrainSettings
 
 SEGMENT_RECORD = "segment.json"
 SEGMENT_START = "start.json"  # fixed by a segment's first run
+# The stages each kind of segment trains; a segment exports the last one's checkpoint.
+SEGMENT_STAGES = {"two-stage": (1, 2), "stage-2-only": (2,), "encoder-only": (1,)}
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,7 @@ class ChainPlan:
     stage2: str  # and of stage 2
     stage2_share: float = 0.2  # share of a segment's minutes spent in stage 2
     retune: str | None = None  # TrainSettings JSON of stage-2-only segments (default: stage2)
+    encoder: str | None = None  # TrainSettings JSON of encoder-only segments (stage 1, encoder prefixes)
     log: str = "segments.jsonl"  # relative to chain.json
 
     @classmethod
@@ -63,10 +68,14 @@ class ChainPlan:
             raise ValueError(f"{path}: stage2_share must be between 0 and 1")
         return plan
 
-    def stage_settings(self, chain_file: Path, stage: int, *, stage2_only: bool = False) -> dict:
-        if stage == 1:
+    def stage_settings(self, chain_file: Path, stage: int, *, kind: str = "two-stage") -> dict:
+        if kind == "encoder-only":
+            if not self.encoder:
+                raise ValueError(f"{chain_file} names no settings file for encoder-only segments ('encoder')")
+            name = self.encoder
+        elif stage == 1:
             name = self.stage1
-        elif stage2_only and self.retune:
+        elif kind == "stage-2-only" and self.retune:
             name = self.retune
         else:
             name = self.stage2
@@ -94,7 +103,7 @@ def run_segment(
     *,
     device: str = "cpu",
     init: str | None = None,
-    stage2_only: bool = False,
+    kind: str = "two-stage",
     notes: str | None = None,
     log: Callable[[dict], None] | None = None,
 ) -> dict:
@@ -106,38 +115,43 @@ def run_segment(
 
     ``data`` holds the TrainSettings data fields (captioned, folder, text_cache, target_weights);
     ``init`` replaces the chain's weights as the start (a checkpoint of an interrupted segment).
-    ``stage2_only`` spends all the minutes on stage 2 from the start weights, with the chain's
-    ``retune`` settings: a fine-tune of the protection that keeps the encoder and the level gains.
-    ``notes`` go into the record. The segment's number, start and kind are fixed by its first
-    run (``start.json``), so a resume or an extension after an adoption records the same.
+    ``kind`` (SEGMENT_STAGES): "two-stage"; "stage-2-only" spends all the minutes on stage 2
+    with the chain's ``retune`` settings, a fine-tune of the protection that keeps the encoder
+    and the level gains; "encoder-only" spends them on one stage with the chain's ``encoder``
+    settings, which train the encoder side against the decoder as shipped. ``notes`` go into
+    the record. The segment's number, start and kind are fixed by its first run
+    (``start.json``), so a resume or an extension after an adoption records the same.
     """
+    if kind not in SEGMENT_STAGES:
+        raise ValueError(f"a segment is one of {', '.join(SEGMENT_STAGES)}, not {kind!r}")
     chain_file, out = Path(chain_file), Path(out_dir)
     plan = ChainPlan.read(chain_file)
-    start = _segment_start(out, plan, chain_file, init, stage2_only, notes)
-    if stage2_only:
-        stage_minutes = {2: minutes}
+    start = _segment_start(out, plan, chain_file, init, kind, notes)
+    stage_list = SEGMENT_STAGES[kind]
+    if len(stage_list) == 1:
+        stage_minutes = {stage_list[0]: minutes}
     else:
         stage_minutes = {1: minutes * (1 - plan.stage2_share), 2: minutes * plan.stage2_share}
     stages = {}
     for stage, stage_budget in stage_minutes.items():
         run_dir = out / f"stage{stage}"
-        if stage == 1 and (out / "stage2" / "last.pt").exists():
+        if stage == 1 and len(stage_list) == 2 and (out / "stage2" / "last.pt").exists():
             stages["stage1"] = _run_record(run_dir)  # stage 2 has begun: stage 1 is final
             continue
-        values = {**plan.stage_settings(chain_file, stage, stage2_only=stage2_only), **data}
+        values = {**plan.stage_settings(chain_file, stage, kind=kind), **data}
         values.update(
             stage=stage, device=device, max_minutes=stage_budget, seed=1000 * start["segment"] + stage,
-            init=str(out / "stage1" / "last.pt") if stage == 2 and not stage2_only else start["init"],
+            init=str(out / "stage1" / "last.pt") if stage == 2 and len(stage_list) == 2 else start["init"],
         )
         trainer = Trainer(TrainSettings(**values), run_dir)
         _write_json(out / SEGMENT_START, start)  # the start loaded: the segment has begun
         trainer.fit(log=log)
         stages[f"stage{stage}"] = _run_record(run_dir)
-    weights, aux = export_weights(out / "stage2" / "last.pt", name=plan.model)
+    weights, aux = export_weights(out / f"stage{stage_list[-1]}" / "last.pt", name=plan.model)
     (out / f"{plan.model}.safetensors").write_bytes(weights)
     record = {
         "segment": start["segment"],
-        "kind": "stage-2-only" if stage2_only else "two-stage",
+        "kind": kind,
         "finished": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
         "started_from": start["started_from"],
         "hardware": hardware(device),
@@ -153,22 +167,22 @@ def run_segment(
     return record
 
 
-def _segment_start(out: Path, plan: ChainPlan, chain_file: Path, init: str | None, stage2_only: bool,
+def _segment_start(out: Path, plan: ChainPlan, chain_file: Path, init: str | None, kind: str,
                    notes: str | None) -> dict:
     """The segment's number, start weights, kind and notes: those of its first run once it has begun."""
     if (out / SEGMENT_START).exists():
         start = json.loads((out / SEGMENT_START).read_text(encoding="utf-8"))
-        if start["stage2_only"] != stage2_only:  # a two-stage segment's stage 2 starts from its own stage 1
-            held = "a stage-2-only segment; resume it with" if start["stage2_only"] else "a two-stage segment; resume it without"
-            raise ValueError(f"{out} holds {held} --stage2-only, or use a new folder")
-        return {**start, "notes": notes or start["notes"]}
+        held = start.get("kind") or ("stage-2-only" if start.get("stage2_only") else "two-stage")  # older folders
+        if held != kind:  # a two-stage segment's stage 2 starts from its own stage 1
+            raise ValueError(f"{out} holds a {held} segment; resume it as one, or use a new folder")
+        return {**start, "kind": held, "notes": notes or start["notes"]}
     if init is None:
         trained = Path(plan.weights).exists()
-        if stage2_only and not trained:
-            raise ValueError(f"a stage-2-only segment retunes trained weights, and {plan.weights} does not exist yet")
+        if kind != "two-stage" and not trained:
+            raise ValueError(f"a {kind} segment tunes trained weights, and {plan.weights} does not exist yet")
         init = plan.weights if trained else plan.start
     return {"segment": len(plan.history(chain_file)) + 1, "init": init, "started_from": _short_sha(Path(init)),
-            "stage2_only": stage2_only, "notes": notes}
+            "kind": kind, "notes": notes}
 
 
 def _write_json(path: Path, values: dict) -> None:

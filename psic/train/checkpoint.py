@@ -85,7 +85,7 @@ def model_from_file(path: str | os.PathLike) -> ConditionalHyperprior:
 
 
 # Settings that shape the network or its trainable parameters: a checkpoint resumes only under the same.
-RESUME_SETTINGS = ("stage", "N", "M", "cond_hidden", "levels", "level_trigger", "stage2_trains")
+RESUME_SETTINGS = ("stage", "N", "M", "cond_hidden", "levels", "level_trigger", "stage1_trains", "stage2_trains")
 
 
 def resume_conflicts(saved: dict, settings) -> list[str]:

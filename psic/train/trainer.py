@@ -42,10 +42,11 @@ class TrainSettings:
     lambda_clip: float = 0.05
     attack_level_weights: list[float] | None = None  # gain networks: lambda_clip's multiplier at each level
     objective: str = "uaeo"  # or "naive"
-    schedule: str = "mixed"  # "mixed": per-sample beta; "alternate": iterations by mode; "paired": both
+    schedule: str = "mixed"  # "mixed": per-sample beta; "alternate": iterations by mode; "paired": both; "full": full only
     protected_gap_db: float | None = None  # paired only: protected may fall this far below its full decode ...
     gap_weight: float = 10.0  # ... beyond that, each dB of excess costs this much (the same at every level)
     level_trigger: bool = False  # condition the CLTG on the quality level (gain networks)
+    stage1_trains: list[str] | None = None  # parameter-name prefixes stage 1 trains (None: every parameter)
     stage2_trains: list[str] = field(default_factory=lambda: ["g_s."])  # parameter-name prefixes stage 2 trains
     cosine_weight: float = 10.0
     attack_transforms: list[str] = field(default_factory=lambda: ["none"])  # one drawn per step (robustness.TRANSFORMS)
@@ -81,8 +82,12 @@ class TrainSettings:
     def __post_init__(self) -> None:
         if self.stage not in (1, 2):
             raise ValueError("stage must be 1 or 2")
-        if self.schedule not in ("mixed", "alternate", "paired"):
-            raise ValueError("schedule must be 'mixed', 'alternate' or 'paired'")
+        if self.schedule not in ("mixed", "alternate", "paired", "full"):
+            raise ValueError("schedule must be 'mixed', 'alternate', 'paired' or 'full'")
+        if self.schedule == "full" and self.lambda_clip != 0:
+            raise ValueError("the 'full' schedule decodes no protected image to attack: set lambda_clip 0")
+        if self.stage1_trains is not None and not self.stage1_trains:
+            raise ValueError("stage1_trains must name at least one parameter-name prefix (or be null: every parameter)")
         if not self.stage2_trains or not all(p.startswith("g_s.") for p in self.stage2_trains):
             raise ValueError("stage2_trains must name parts of the decoder (prefixes starting with 'g_s.')")
         if self.level_trigger and not self.levels:
@@ -229,10 +234,14 @@ class Trainer:
         return torch.optim.Adam(groups, lr=self.settings.lr), torch.optim.Adam(aux, lr=self.settings.aux_lr)
 
     def _freeze_for_stage(self) -> None:
-        if self.settings.stage == 1:
+        s = self.settings
+        prefixes = s.stage2_trains if s.stage == 2 else s.stage1_trains
+        if prefixes is None:
             return
         for name, parameter in self.model.named_parameters():
-            parameter.requires_grad_(name.startswith(tuple(self.settings.stage2_trains)))
+            parameter.requires_grad_(name.startswith(tuple(prefixes)))
+        if not any(p.requires_grad for p in self.model.parameters()):
+            raise ValueError(f"stage {s.stage} trains nothing: no parameter name starts with {', '.join(prefixes)}")
 
     # --- one step ------------------------------------------------------------------------
 
@@ -247,6 +256,8 @@ class Trainer:
         return Batch(batch.images.to(self.device), batch.caption_index.to(self.device))
 
     def _betas(self, count: int) -> torch.Tensor:
+        if self.settings.schedule == "full":
+            return torch.zeros(count)
         if self.settings.schedule == "alternate":
             return torch.full((count,), float(self.step % 2 == 1))  # even steps full, odd protected
         return torch.from_numpy(self.rng.integers(0, 2, size=count).astype(np.float32))
@@ -329,7 +340,7 @@ class Trainer:
         torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], s.grad_clip)
         self.optimizer.step()
         self.scheduler.step()
-        if s.stage == 1:
+        if s.stage == 1 and self.model.entropy_bottleneck.quantiles.requires_grad:
             aux = self.model.aux_loss()
             self.aux_optimizer.zero_grad(set_to_none=True)
             aux.backward()
