@@ -101,6 +101,20 @@ def test_a_segment_folder_keeps_its_kind_number_and_note(chain, captioned_dir):
     assert again["kind"] == "stage-2-only" and again["stage2"]["steps"] == first["stage2"]["steps"]
 
 
+def test_a_folder_of_an_older_release_keeps_its_kind(chain, captioned_dir):
+    data = {"captioned": str(captioned_dir)}
+    run_segment(chain / "chain.json", chain / "seg", 0.02, data)
+    adopt_segment(chain / "chain.json", chain / "seg", chain / "registry.json")
+    first = run_segment(chain / "chain.json", chain / "tune", 0.02, data, kind="stage-2-only")
+    start = json.loads((chain / "tune" / "start.json").read_text())
+    del start["kind"]
+    (chain / "tune" / "start.json").write_text(json.dumps({**start, "stage2_only": True}))  # as written before kinds
+    with pytest.raises(ValueError, match="holds a stage-2-only segment"):
+        run_segment(chain / "chain.json", chain / "tune", 0.02, data)
+    again = run_segment(chain / "chain.json", chain / "tune", 0.02, data, kind="stage-2-only")
+    assert again["kind"] == "stage-2-only" and again["stage2"]["steps"] == first["stage2"]["steps"]
+
+
 def test_a_stage_two_only_segment_needs_trained_weights(chain, captioned_dir):
     with pytest.raises(ValueError, match="does not exist yet"):
         run_segment(chain / "chain.json", chain / "tune", 0.02, {"captioned": str(captioned_dir)}, kind="stage-2-only")
@@ -153,5 +167,10 @@ def test_the_shipped_chain_settings_are_valid(stage, kind):
     if kind == "stage-2-only":  # a retune trains the CLTG alone, from its own settings file
         assert plan.retune and settings.stage2_trains == ["g_s.condition."]
     if kind == "encoder-only":  # the decoder as shipped: its pixels, trigger and inverse gains untouched
+        from safetensors.torch import load_file
+
         assert settings.schedule == "full" and settings.stage1_trains
-        assert not any(prefix.startswith(("g_s", "gains.log_inverse")) for prefix in settings.stage1_trains)
+        shipped = load_file(chain_file.parent.parent / plan.weights)
+        trained = [name for name in shipped if name.startswith(tuple(settings.stage1_trains))]
+        assert any(name.startswith("g_a.") for name in trained) and "gains.log_gain" in trained
+        assert not any(name.startswith(("g_s.", "gains.log_inverse_gain")) for name in trained)

@@ -12,7 +12,8 @@ python3 -m psic.cli.main train segment --out /tmp/segment --minutes "$minutes" -
     --set batch_size=48 --set folder_batch=16 --set crop=128 --set channels_last=true --set log_every=100 --set save_every=2000 "$@"
 mkdir -p "$OUT/segment"
 cp /tmp/segment/psic-vr.safetensors /tmp/segment/segment.json "$OUT/segment/"
-cp /tmp/segment/stage2/log.jsonl "$OUT/segment/stage2-log.jsonl"
-if [ -f /tmp/segment/stage1/log.jsonl ]; then  # absent in a --stage2-only segment
-    cp /tmp/segment/stage1/log.jsonl "$OUT/segment/stage1-log.jsonl"
-fi
+for stage in 1 2; do  # a --stage2-only segment has no stage 1, an --encoder-only one no stage 2
+    if [ -f /tmp/segment/stage$stage/log.jsonl ]; then
+        cp /tmp/segment/stage$stage/log.jsonl "$OUT/segment/stage$stage-log.jsonl"
+    fi
+done

@@ -23,7 +23,7 @@ def train() -> None:
 @train.command("run", short_help="Train (or resume) one stage of a PSIC model.")
 @click.option("--run-dir", required=True, metavar="DIR", help="Checkpoints, settings and log.jsonl go here; an existing last.pt is resumed.")
 @click.option("--config", "config_file", metavar="JSON", help="Settings file (keys of TrainSettings); options below override it.")
-@click.option("--stage", type=click.IntRange(1, 2), help="1: all parameters; 2: decoder only (needs --init).")
+@click.option("--stage", type=click.IntRange(1, 2), help="1: all parameters (or stage1_trains); 2: decoder only (needs --init).")
 @click.option("--lambda", "lmbda", type=float, help="Rate-distortion trade-off (x 255^2 x MSE).")
 @click.option("--lambda-clip", type=float, help="Weight of the attack on the target VLP (0 = rate-distortion only).")
 @click.option("--objective", type=click.Choice(["uaeo", "naive"]), help="Attack objective.")

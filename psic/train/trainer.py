@@ -1,7 +1,7 @@
 """The two-stage PSIC training loop.
 
-Stage 1 trains every parameter on rate, distortion of both modes and the attack on the
-target VLP. Stage 2 freezes the encoder and the entropy models (so the rate is fixed and
+Stage 1 trains every parameter (or those ``stage1_trains`` names) on rate, distortion of both
+modes and the attack on the target VLP. Stage 2 freezes the encoder and the entropy models (so the rate is fixed and
 old bitstreams stay valid) and trains the decoder, including the CLTG's shared MLP, which
 the paper's text leaves trainable (the reference code froze it by a name-filter accident),
 with a larger attack weight and the adaptive balance.
@@ -238,10 +238,12 @@ class Trainer:
         prefixes = s.stage2_trains if s.stage == 2 else s.stage1_trains
         if prefixes is None:
             return
+        names = [name for name, _ in self.model.named_parameters()]
+        unmatched = [prefix for prefix in prefixes if not any(name.startswith(prefix) for name in names)]
+        if unmatched:  # a typo would silently train less
+            raise ValueError(f"stage {s.stage}'s trainable prefixes match no parameter name: {', '.join(unmatched)}")
         for name, parameter in self.model.named_parameters():
             parameter.requires_grad_(name.startswith(tuple(prefixes)))
-        if not any(p.requires_grad for p in self.model.parameters()):
-            raise ValueError(f"stage {s.stage} trains nothing: no parameter name starts with {', '.join(prefixes)}")
 
     # --- one step ------------------------------------------------------------------------
 
