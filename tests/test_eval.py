@@ -200,6 +200,14 @@ def test_bd_rate_is_nan_without_overlapping_quality():
     assert math.isnan(bd_rate([(0.1, 20.0), (0.2, 22.0)], [(1.0, 35.0), (2.0, 38.0)]))
 
 
+def test_a_bd_rate_without_overlap_is_reported_in_words_not_as_nan():
+    from psic.eval.bd_rate import format_bd_rate
+
+    assert format_bd_rate(float("nan")) == "no overlap"
+    assert format_bd_rate(-12.345) == "-12.3 %"
+    assert format_bd_rate(42.0) == "+42.0 %"
+
+
 def test_cli_eval_rd_refuses_a_quality_the_model_lacks_before_any_work(image_dir, tiny_gain_model_path):
     args = ["eval", "rd", "-m", tiny_gain_model_path, "-q", "9", "--images", image_dir, "--device", "cpu"]
     result = CliRunner().invoke(cli, [str(a) for a in args])

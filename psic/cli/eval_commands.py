@@ -49,6 +49,7 @@ def rd(model: str | None, qualities: tuple[int, ...], images: str, effort: int, 
     """
     from psic.datasets import image_folder
     from psic.eval import rate_distortion as rdm
+    from psic.eval.bd_rate import format_bd_rate
 
     for name in (json_name, plot_name):
         if name is not None:
@@ -76,7 +77,7 @@ def rd(model: str | None, qualities: tuple[int, ...], images: str, effort: int, 
     _echo_table(rows, err)
     if len(levels) > 1:
         for mode, figures in report["bd_rate"].items():
-            text = ", ".join(f"{c.replace('WEBP', 'WebP')} {v:+.1f} %" for c, v in figures.items())
+            text = ", ".join(f"{c.replace('WEBP', 'WebP')} {format_bd_rate(v)}" for c, v in figures.items())
             click.echo(f"BD-rate of PSIC {mode}: {text}", err=err)
     if plot_name is not None:
         from psic.eval.plot import rd_plot_png

@@ -7,6 +7,7 @@ range both curves cover. Negative means the test codec needs fewer bits than the
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -39,3 +40,8 @@ def _monotone(curve: Sequence[tuple[float, float]]) -> list[tuple[float, float]]
         if rate > 0 and np.isfinite(quality) and (not kept or quality > kept[-1][1]):
             kept.append((rate, quality))
     return kept
+
+
+def format_bd_rate(value: float) -> str:
+    """A BD-rate as a report prints it: "no overlap" where the curves share no PSNR range."""
+    return "no overlap" if math.isnan(value) else f"{value:+.1f} %"
