@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import textwrap
 
 
 def rd_plot_png(report: dict, title: str) -> bytes:
@@ -27,7 +28,7 @@ def rd_plot_png(report: dict, title: str) -> bytes:
     axes.set_xlim(0, max(rates) * 1.3)
     axes.set_xlabel("bits per pixel")
     axes.set_ylabel("PSNR (dB, RGB)")
-    axes.set_title(title)
+    axes.set_title(textwrap.fill(title, 60), fontsize=10)  # a long model or folder path wraps, not clips
     axes.grid(True, alpha=0.3)
     axes.legend()
     buffer = io.BytesIO()
