@@ -62,19 +62,24 @@ def test_adopting_a_segment_whose_weights_changed_is_refused(chain, captioned_di
         adopt_segment(chain / "chain.json", chain / "seg", chain / "registry.json")
 
 
+def _adopt_first_segment_then_name(chain, data: dict, key: str, settings: dict):
+    """Ship a first two-stage segment, then give the chain a settings file under ``key``; the shipped weights' path."""
+    run_segment(chain / "chain.json", chain / "seg", 0.02, data)
+    adopt_segment(chain / "chain.json", chain / "seg", chain / "registry.json")
+    plan = json.loads((chain / "chain.json").read_text())
+    (chain / "chain.json").write_text(json.dumps({**plan, key: f"{key}.json"}))
+    (chain / f"{key}.json").write_text(json.dumps(settings))
+    return chain / "tiny-vr.safetensors"
+
+
 def test_a_stage_two_only_segment_retunes_the_trigger_alone(chain, captioned_dir):
     from safetensors.torch import load_file
 
     data = {"captioned": str(captioned_dir)}
-    run_segment(chain / "chain.json", chain / "seg", 0.02, data)
-    adopt_segment(chain / "chain.json", chain / "seg", chain / "registry.json")
-    shipped = chain / "tiny-vr.safetensors"
+    retune = {**TINY, "lambda_clip": 0.5, "levels": 8, "stage2_trains": ["g_s.condition."]}
+    shipped = _adopt_first_segment_then_name(chain, data, "retune", retune)
     before = load_file(shipped)
     started_from = hashlib.sha256(shipped.read_bytes()).hexdigest()[:8]
-    plan = json.loads((chain / "chain.json").read_text())
-    (chain / "chain.json").write_text(json.dumps({**plan, "retune": "retune.json"}))
-    retune = {**TINY, "lambda_clip": 0.5, "levels": 8, "stage2_trains": ["g_s.condition."]}
-    (chain / "retune.json").write_text(json.dumps(retune))
     record = run_segment(chain / "chain.json", chain / "tune", 0.02, data, kind="stage-2-only", notes="a test")
     assert "stage1" not in record and record["stage2"]["steps"] >= 1
     assert record["segment"] == 2 and record["notes"] == "a test" and record["started_from"] == started_from
@@ -127,14 +132,9 @@ def test_an_encoder_only_segment_leaves_the_decoder_as_shipped(chain, captioned_
     from safetensors.torch import load_file
 
     data = {"captioned": str(captioned_dir)}
-    run_segment(chain / "chain.json", chain / "seg", 0.02, data)
-    adopt_segment(chain / "chain.json", chain / "seg", chain / "registry.json")
-    shipped = chain / "tiny-vr.safetensors"
-    before = load_file(shipped)
-    plan = json.loads((chain / "chain.json").read_text())
-    (chain / "chain.json").write_text(json.dumps({**plan, "encoder": "encoder.json"}))
     encoder = {**TINY, "stage": 1, "levels": 8, "schedule": "full", "lambda_clip": 0.0, "stage1_trains": list(ENCODER_SIDE)}
-    (chain / "encoder.json").write_text(json.dumps(encoder))
+    shipped = _adopt_first_segment_then_name(chain, data, "encoder", encoder)
+    before = load_file(shipped)
     record = run_segment(chain / "chain.json", chain / "enc", 0.02, data, kind="encoder-only")
     assert record["kind"] == "encoder-only" and "stage2" not in record and record["stage1"]["steps"] >= 1
     assert "psnr_protected" not in record["stage1"]["last_log"]  # the full decode alone is trained
