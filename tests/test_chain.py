@@ -91,6 +91,27 @@ def test_a_stage_two_only_segment_retunes_the_trigger_alone(chain, captioned_dir
     assert all(name.startswith(("g_s.condition.", "entropy_bottleneck.", "integer_h_s.")) for name in changed)
 
 
+def test_a_settings_file_given_for_a_segment_replaces_the_chains(chain, captioned_dir):
+    from safetensors.torch import load_file
+
+    data = {"captioned": str(captioned_dir)}
+    retune = {**TINY, "lambda_clip": 0.5, "levels": 8, "stage2_trains": ["g_s.condition."]}
+    shipped = _adopt_first_segment_then_name(chain, data, "retune", retune)
+    before = load_file(shipped)
+    whole_decoder = chain / "stage2.json"  # no stage2_trains: the decoder and the CLTG
+    with pytest.raises(ValueError, match="one-stage segment"):
+        run_segment(chain / "chain.json", chain / "both", 0.02, data, settings=str(whole_decoder))
+    record = run_segment(chain / "chain.json", chain / "dec", 0.02, data, kind="stage-2-only", settings=str(whole_decoder))
+    assert record["settings"] == str(whole_decoder)
+    with pytest.raises(ValueError, match="begun with the settings"):
+        run_segment(chain / "chain.json", chain / "dec", 0.02, data, kind="stage-2-only", settings=str(chain / "retune.json"))
+    adopt_segment(chain / "chain.json", chain / "dec", chain / "registry.json")
+    after = load_file(shipped)
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    assert any(name.startswith("g_s.") and not name.startswith("g_s.condition.") for name in changed)
+    assert not any(name.startswith(("g_a.", "h_a.")) for name in changed)
+
+
 def test_a_segment_folder_keeps_its_kind_number_and_note(chain, captioned_dir):
     data = {"captioned": str(captioned_dir)}
     run_segment(chain / "chain.json", chain / "seg", 0.02, data)

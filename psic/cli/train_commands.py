@@ -106,10 +106,12 @@ def export(checkpoint: str, output: str, name: str, quality: int | None, fp32: b
               help="All the minutes on stage 2 with the chain's retune settings: retune the protection, keep the encoder.")
 @click.option("--encoder-only", is_flag=True,
               help="All the minutes on the encoder side with the chain's encoder settings: keep the decoder as shipped.")
+@click.option("--settings", metavar="JSON",
+              help="With --stage2-only or --encoder-only: this settings file instead of the one the chain names.")
 @click.option("--note", metavar="TEXT", help="Kept in the segment record (how it was run); replaces the note of an earlier run.")
 def segment(chain_file: str, out_dir: str, minutes: float, captioned: str | None, folder: str | None,
             pack: str | None, text_cache: str | None, device: str, overrides: tuple[str, ...], init: str | None,
-            stage2_only: bool, encoder_only: bool, note: str | None) -> None:
+            stage2_only: bool, encoder_only: bool, settings: str | None, note: str | None) -> None:
     """Stage 1 then stage 2 (or stage 2 alone, or the encoder alone) from the chain's current weights, then
     export; prints the record."""
     from psic.train.chain import run_segment
@@ -120,7 +122,7 @@ def segment(chain_file: str, out_dir: str, minutes: float, captioned: str | None
     data = {"captioned": captioned, "folder": folder, "pack": pack, "text_cache": text_cache, **_overrides(overrides)}
     try:
         record = run_segment(chain_file, out_dir, minutes, data, device=device, init=init, kind=kind,
-                             notes=note, log=_log_without_progress_bar)
+                             notes=note, settings=settings, log=_log_without_progress_bar)
     except (OSError, ValueError, TypeError) as exc:
         raise UsageError(f"cannot run the segment: {exc}") from None
     click.echo(json.dumps(record))

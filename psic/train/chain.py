@@ -105,6 +105,7 @@ def run_segment(
     init: str | None = None,
     kind: str = "two-stage",
     notes: str | None = None,
+    settings: str | None = None,
     log: Callable[[dict], None] | None = None,
 ) -> dict:
     """Train one segment into ``out_dir`` (resumable) and export its weights there; returns its record.
@@ -118,16 +119,21 @@ def run_segment(
     ``kind`` (SEGMENT_STAGES): "two-stage"; "stage-2-only" spends all the minutes on stage 2
     with the chain's ``retune`` settings, a fine-tune of the protection that keeps the encoder
     and the level gains; "encoder-only" spends them on one stage with the chain's ``encoder``
-    settings, which train the encoder side against the decoder as shipped. ``notes`` go into
-    the record. The segment's number, start and kind are fixed by its first run
+    settings, which train the encoder side against the decoder as shipped. ``settings`` (a
+    TrainSettings JSON file) replaces the chain's file of a one-stage kind for this segment, e.g.
+    ``stage2.json`` for a stage 2 that fine-tunes the whole decoder. ``notes`` go into the record.
+    The segment's number, start, kind and settings file are fixed by its first run
     (``start.json``), so a resume or an extension after an adoption records the same.
     """
     if kind not in SEGMENT_STAGES:
         raise ValueError(f"a segment is one of {', '.join(SEGMENT_STAGES)}, not {kind!r}")
+    stage_list = SEGMENT_STAGES[kind]
+    if settings is not None and len(stage_list) != 1:
+        raise ValueError("a settings file replaces the chain's settings of a one-stage segment "
+                         "(stage-2-only or encoder-only), not of a two-stage one")
     chain_file, out = Path(chain_file), Path(out_dir)
     plan = ChainPlan.read(chain_file)
-    start = _segment_start(out, plan, chain_file, init, kind, notes)
-    stage_list = SEGMENT_STAGES[kind]
+    start = _segment_start(out, plan, chain_file, init, kind, notes, settings)
     if len(stage_list) == 1:
         stage_minutes = {stage_list[0]: minutes}
     else:
@@ -138,7 +144,7 @@ def run_segment(
         if stage == 1 and len(stage_list) == 2 and (out / "stage2" / "last.pt").exists():
             stages["stage1"] = _run_record(run_dir)  # stage 2 has begun: stage 1 is final
             continue
-        values = {**plan.stage_settings(chain_file, stage, kind=kind), **data}
+        values = {**_stage_settings(plan, chain_file, stage, kind, start.get("settings")), **data}
         values.update(
             stage=stage, device=device, max_minutes=stage_budget, seed=1000 * start["segment"] + stage,
             init=str(out / "stage1" / "last.pt") if stage == 2 and len(stage_list) == 2 else start["init"],
@@ -159,6 +165,7 @@ def run_segment(
         "torch": torch.__version__,
         "python": platform.python_version(),
         **stages,
+        **({"settings": start["settings"]} if start.get("settings") else {}),
         "aux_loss": round(aux, 3),
         "sha256": hashlib.sha256(weights).hexdigest(),
         **({"notes": start["notes"]} if start["notes"] else {}),
@@ -167,14 +174,24 @@ def run_segment(
     return record
 
 
+def _stage_settings(plan: ChainPlan, chain_file: Path, stage: int, kind: str, settings: str | None) -> dict:
+    if settings is None:
+        return plan.stage_settings(chain_file, stage, kind=kind)
+    with open(settings, encoding="utf-8") as f:
+        return json.load(f)
+
+
 def _segment_start(out: Path, plan: ChainPlan, chain_file: Path, init: str | None, kind: str,
-                   notes: str | None) -> dict:
-    """The segment's number, start weights, kind and notes: those of its first run once it has begun."""
+                   notes: str | None, settings: str | None) -> dict:
+    """The segment's number, start weights, kind, settings and notes: those of its first run once it has begun."""
     if (out / SEGMENT_START).exists():
         start = json.loads((out / SEGMENT_START).read_text(encoding="utf-8"))
         held = start.get("kind") or ("stage-2-only" if start.get("stage2_only") else "two-stage")  # older folders
         if held != kind:  # a two-stage segment's stage 2 starts from its own stage 1
             raise ValueError(f"{out} holds a {held} segment; resume it as one, or use a new folder")
+        if settings is not None and settings != start.get("settings"):
+            raise ValueError(f"{out} was begun with the settings {start.get('settings') or 'of the chain'}; "
+                             "resume it with those, or use a new folder")
         return {**start, "kind": held, "notes": notes or start["notes"]}
     if init is None:
         trained = Path(plan.weights).exists()
@@ -182,7 +199,7 @@ def _segment_start(out: Path, plan: ChainPlan, chain_file: Path, init: str | Non
             raise ValueError(f"a {kind} segment tunes trained weights, and {plan.weights} does not exist yet")
         init = plan.weights if trained else plan.start
     return {"segment": len(plan.history(chain_file)) + 1, "init": init, "started_from": _short_sha(Path(init)),
-            "kind": kind, "notes": notes}
+            "kind": kind, "settings": settings, "notes": notes}
 
 
 def _write_json(path: Path, values: dict) -> None:
