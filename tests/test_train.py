@@ -583,3 +583,20 @@ def test_a_paired_level_trigger_run_exports_its_trigger(captioned_dir, tiny_vlp,
     assert exported.arch.level_trigger and torch.equal(exported.g_s.condition.level_embedding, trained.detach())
     with pytest.raises(ValueError, match="this architecture lacks"):  # a level-blind run would drop the trigger
         Trainer(settings(captioned_dir, init=str(tmp_path / "last.pt")), tmp_path / "blind", vlp=tiny_vlp)
+
+
+@pytest.mark.parametrize("crop_area", [None, (0.35, 1.0)])
+def test_surrogate_training_crops_stay_inside_the_image_and_cover_the_asked_area(crop_area):
+    from psic.train.surrogate import _augment, _crop_box
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        top, left, height, width = _crop_box(128, 112, rng, crop_area)
+        assert 0 <= top <= 128 - height and 0 <= left <= 128 - width
+        if crop_area is None:
+            assert (height, width) == (112, 112)
+        else:  # rounding and the 128-pixel bound move the share by a few per cent at most
+            assert crop_area[0] - 0.02 <= height * width / 128**2 <= crop_area[1] + 0.02
+    images = np.random.default_rng(1).integers(0, 256, size=(3, 128, 128, 3), dtype=np.uint8)
+    crops = _augment(images, 112, rng, crop_area)
+    assert crops.shape == (3, 3, 112, 112) and 0.0 <= crops.min() and crops.max() <= 1.0

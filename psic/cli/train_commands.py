@@ -176,7 +176,7 @@ def pack(output: str, captioned: str | None, folder: str | None, target: str, im
 @train.command("surrogate", short_help="Train a CLIP-style surrogate target model.")
 @click.option("--data", "data_root", required=True, metavar="DIR", help="Image-caption set (captions.tsv + images/).")
 @click.option("-o", "--output", required=True, metavar="OUT", help="Weights file to write (.safetensors; metrics go to OUT.json).")
-@click.option("--name", default="psic-surrogate", show_default=True, help="psic-surrogate (ResNet) or psic-surrogate-vit.")
+@click.option("--name", default="psic-surrogate", show_default=True, help="psic-surrogate (ResNet), psic-surrogate-deep (deeper ResNet, resized crops) or psic-surrogate-vit.")
 @click.option("--epochs", type=click.IntRange(min=1), default=12, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=2), default=128, show_default=True)
 @click.option("--lr", type=float, default=1e-3, show_default=True)

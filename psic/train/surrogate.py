@@ -57,15 +57,36 @@ def pooled_caption_features(model, captions: list[str], chunk: int = 256) -> tor
     return pooled
 
 
-def _augment(batch: np.ndarray, size: int, rng: np.random.Generator) -> torch.Tensor:
-    """Random crop and horizontal flip of uint8 images -> float [B, 3, size, size] in [0, 1]."""
-    n, full = batch.shape[0], batch.shape[1]
-    crops = np.empty((n, size, size, 3), dtype=np.uint8)
-    for i in range(n):
-        top, left = rng.integers(0, full - size + 1, size=2)
-        crop = batch[i, top : top + size, left : left + size]
-        crops[i] = crop[:, ::-1] if rng.random() < 0.5 else crop
-    return torch.from_numpy(crops).permute(0, 3, 1, 2).float().div_(255.0)
+def _augment(
+    batch: np.ndarray, size: int, rng: np.random.Generator, crop_area: tuple[float, float] | None = None
+) -> torch.Tensor:
+    """Random crops and horizontal flips of uint8 images -> float [B, 3, size, size] in [0, 1].
+
+    Without ``crop_area`` a crop is ``size`` pixels of the stored image; with it, a crop covers a
+    random share of the image's area in that range (aspect 3:4 to 4:3) and is resized to ``size``.
+    """
+    images = torch.from_numpy(batch).permute(0, 3, 1, 2)
+    crops = torch.empty(len(batch), 3, size, size)
+    for i, image in enumerate(images):
+        top, left, height, width = _crop_box(image.shape[1], size, rng, crop_area)
+        crop = image[:, top : top + height, left : left + width].float().div_(255.0)
+        if (height, width) != (size, size):
+            crop = F.interpolate(crop[None], size=(size, size), mode="bicubic", antialias=True, align_corners=False)[0]
+        crops[i] = crop.flip(-1) if rng.random() < 0.5 else crop
+    return crops.clamp_(0.0, 1.0)
+
+
+def _crop_box(full: int, size: int, rng: np.random.Generator, crop_area: tuple[float, float] | None):
+    """(top, left, height, width) of a training crop in a full x full image."""
+    if crop_area is None:
+        height = width = size
+    else:
+        area = full * full * rng.uniform(*crop_area)
+        aspect = math.exp(rng.uniform(math.log(3 / 4), math.log(4 / 3)))
+        height = min(full, round(math.sqrt(area / aspect)))
+        width = min(full, round(math.sqrt(area * aspect)))
+    top, left = rng.integers(0, full - height + 1), rng.integers(0, full - width + 1)
+    return int(top), int(left), height, width
 
 
 def _lr_at(step: int, total: int, settings: SurrogateSettings) -> float:
@@ -117,7 +138,8 @@ def train_surrogate(
     rng = np.random.default_rng(settings.seed)
     config = surrogate.surrogate_config(settings.name)
     train_set, val_set = datasets.split(datasets.read_captioned(data_root), settings.val_count)
-    model = surrogate.build_surrogate(settings.name)
+    # channels_last: ~20 % faster convolutions on the CPU
+    model = surrogate.build_surrogate(settings.name).to(memory_format=torch.channels_last)
 
     t0 = time.time()
     train_images = datasets.load_square([train_set.image_path(i) for i in range(len(train_set.names))], STORE_SIZE)
@@ -142,7 +164,8 @@ def train_surrogate(
             idx = order[b * settings.batch_size : (b + 1) * settings.batch_size]
             for group in optimizer.param_groups:
                 group["lr"] = _lr_at(step, total, settings)
-            x = preprocess(_augment(train_images[idx], config.image_size, rng), config.image_size, mean, std)
+            crops = _augment(train_images[idx], config.image_size, rng, config.crop_area)
+            x = preprocess(crops, config.image_size, mean, std).contiguous(memory_format=torch.channels_last)
             pooled = torch.stack([train_pooled[i][rng.integers(len(train_pooled[i]))] for i in idx])
             image_features = F.normalize(model.encode_image(x), dim=-1)
             text_features = F.normalize(model.text.proj(pooled), dim=-1)

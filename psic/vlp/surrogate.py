@@ -32,6 +32,9 @@ class SurrogateConfig:
     name: str
     vision_cfg: dict
     image_size: int = 112
+    # Training crops: None takes image_size pixels at a random place of the stored image; a
+    # (low, high) range takes a random share of its area in that range, resized to image_size.
+    crop_area: tuple[float, float] | None = None
 
 
 SURROGATES = {
@@ -41,6 +44,13 @@ SURROGATES = {
     "psic-surrogate-vit": SurrogateConfig(
         "psic-surrogate-vit",
         {"layers": 6, "width": 256, "head_width": 64, "patch_size": 16, "mlp_ratio": 4.0, "image_size": 112},
+    ),
+    # Twice the residual blocks of psic-surrogate (the attention-pool head, the bulk of the
+    # weights, is the same) and random-resized crops, so that longer training does not overfit.
+    "psic-surrogate-deep": SurrogateConfig(
+        "psic-surrogate-deep",
+        {"layers": [2, 2, 2, 2], "width": 32, "head_width": 32, "image_size": 112},
+        crop_area=(0.35, 1.0),
     ),
 }
 
