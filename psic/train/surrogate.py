@@ -76,7 +76,9 @@ def _augment(
     return crops.clamp_(0.0, 1.0)
 
 
-def _crop_box(full: int, size: int, rng: np.random.Generator, crop_area: tuple[float, float] | None):
+def _crop_box(
+    full: int, size: int, rng: np.random.Generator, crop_area: tuple[float, float] | None
+) -> tuple[int, int, int, int]:
     """(top, left, height, width) of a training crop in a full x full image."""
     if crop_area is None:
         height = width = size
