@@ -86,6 +86,19 @@ def test_fixed_targets_and_curves(image_dir):
     assert math.isnan(rd.interpolate_psnr(curve, curve[1][0] * 2))
 
 
+def test_grey_world_removes_a_colour_cast_and_keeps_neutral_images():
+    grey = np.full((8, 8, 3), 120, dtype=np.uint8)
+    assert np.array_equal(privacy.grey_world(grey), grey)
+    photo = np.random.default_rng(0).integers(60, 200, size=(16, 16, 3)).astype(np.float32)
+    photo *= photo.reshape(-1, 3).mean(axis=0).mean() / photo.reshape(-1, 3).mean(axis=0)  # neutral on average
+    tinted = np.clip(photo * np.array([1.15, 0.9, 1.05]), 0, 255).round().astype(np.uint8)
+    balanced = privacy.grey_world(tinted).astype(np.float32)
+    means, tinted_means = balanced.reshape(-1, 3).mean(axis=0), tinted.reshape(-1, 3).mean(axis=0)
+    assert np.ptp(means) < 1.0 < np.ptp(tinted_means) - 10
+    brightness = tinted_means.mean() / photo.reshape(-1, 3).mean()  # the overall level is kept, only the tint goes
+    assert np.abs(balanced - photo * brightness).mean() < 1.5
+
+
 @pytest.fixture(scope="module")
 def galleries(captioned_dir, tiny_model_path):
     val = privacy.validation_set(captioned_dir, val_count=4)
@@ -102,7 +115,7 @@ def _check_report(report: dict, targets: int) -> None:
             assert set(recall) == {f"{d}_R@{k}" for d in ("i2t", "t2i") for k in (1, 5, 10)}
             assert all(0 <= value <= 100 for value in recall.values())
         attacks = [name for name, _, _ in privacy.ATTACKS]
-        assert {"asr", "asr_jpeg", "asr_half", "asr_vs_original", "asr_vs_webp"} <= set(attacks)
+        assert {"asr", "asr_jpeg", "asr_half", "asr_balanced", "asr_vs_original", "asr_vs_webp"} <= set(attacks)
         for key in (*attacks, "full_r1_pct_of_original"):
             assert set(target[key]) == {"i2t", "t2i"}
         for key in attacks:

@@ -350,6 +350,7 @@ def test_per_level_attack_weights_apply_to_each_samples_level(captioned_dir, tin
         {"seed": 1.5}, {"schedule": "random"}, {"stage": 3}, {"objective": "x"}, {"crop": 100},
         {"protected_gap_db": 1.0}, {"schedule": "paired", "protected_gap_db": -1.0}, {"level_trigger": True, "levels": 0},
         {"schedule": "full"}, {"stage1_trains": []},
+        {"attack_cast_grid": 4}, {"schedule": "paired", "attack_cast_grid": 0},
     ],
 )
 def test_invalid_settings_are_refused(captioned_dir, bad):
@@ -569,6 +570,43 @@ def test_the_gap_penalty_enters_the_loss_of_a_paired_batch(captioned_dir, tiny_v
     monkeypatch.setattr(trainer, "_gap_penalty", penalty(7.0))
     assert loss_with_seed(trainer, batch, beta, level) == pytest.approx(without + 7.0, rel=1e-6)
     assert calls == [(beta.tolist(), 1.0)] * 2
+
+
+def test_the_attack_view_without_cast_drops_coarse_differences_and_keeps_fine_ones():
+    full = torch.rand(2, 3, 32, 32)
+    stripes = (torch.arange(32) % 2).float().view(1, 1, 1, 32).expand(2, 3, 32, 32) * 0.1
+    tint = torch.tensor([0.2, -0.1, 0.05]).view(1, 3, 1, 1)
+    protected = (full + tint + stripes).requires_grad_()
+    view = Trainer._without_cast(torch.cat([full, protected]), grid=1)
+    assert torch.equal(view[:2], full)
+    # the tint is gone; the fine stripes stay, less their own mean
+    assert torch.allclose(view[2:], full + stripes - 0.05, atol=1e-6)
+    view[2:].sum().backward()  # a uniform push on the view reaches the protected decode as no push at all
+    assert protected.grad.abs().max() < 1e-6
+
+
+def test_the_attack_of_a_cast_free_run_sees_the_view_without_cast(captioned_dir, tiny_vlp, tmp_path, monkeypatch):
+    trainer = Trainer(
+        settings(captioned_dir, schedule="paired", attack_cast_grid=2, lambda_clip=1.0), tmp_path, vlp=tiny_vlp
+    )
+    seen = []
+    real = trainer._attack
+
+    def spy(protected_images, *args):
+        seen.append(protected_images.detach())
+        return real(protected_images, *args)
+
+    monkeypatch.setattr(trainer, "_attack", spy)
+    batch = trainer._batch()
+    paired = Batch(batch.images.repeat(2, 1, 1, 1), batch.caption_index.repeat(2))
+    beta, level = torch.tensor([0.0] * 4 + [1.0] * 4), torch.tensor([0, 3, 5, 7] * 2)
+    torch.manual_seed(3)
+    trainer.losses(paired, beta, level)
+    torch.manual_seed(3)
+    x_hat = trainer.network(paired.images, beta, level)["x_hat"].float().clamp(0, 1).detach()
+    expected = Trainer._without_cast(x_hat, 2)[4:][paired.caption_index[4:] >= 0]
+    assert len(seen) == 1 and torch.allclose(seen[0], expected, atol=1e-5)
+    assert not torch.allclose(seen[0], x_hat[4:][paired.caption_index[4:] >= 0], atol=1e-5)
 
 
 def test_a_paired_level_trigger_run_exports_its_trigger(captioned_dir, tiny_vlp, tmp_path):

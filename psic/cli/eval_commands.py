@@ -128,7 +128,8 @@ def privacy(
     force: bool,
 ) -> None:
     """Image-text retrieval (R@1/5/10, i2t and t2i) on the validation split of --data for the originals,
-    the full and protected decodes of real .psic files, and the protected decodes re-saved as JPEG; and the
+    the full and protected decodes of real .psic files, and the protected decodes re-saved as JPEG, halved and
+    white balanced; and the
     attack success rate: among pairs the full decode gets right at R@1, the % the protected decode gets wrong.
     """
     from psic.eval.privacy import evaluate_retrieval, validation_set
@@ -161,6 +162,7 @@ def privacy(
             ("ASR full->protected", _pair(**target["asr"]), "", ""),
             (f"ASR full->protected+JPEG{jpeg_quality}", _pair(**target["asr_jpeg"]), "", ""),
             ("ASR full->protected, 0.5x", _pair(**target["asr_half"]), "", ""),
+            ("ASR full->protected, grey world", _pair(**target["asr_balanced"]), "", ""),
             ("ASR original->protected", _pair(**target["asr_vs_original"]), "", ""),
             ("ASR WebP@bpp->protected (stand-in)", _pair(**target["asr_vs_webp"]), "", ""),
             ("full R@1 % of original", _pair(**target["full_r1_pct_of_original"]), "", ""),

@@ -3,7 +3,8 @@
 The attack trains through them (expectation over transformations), so the protected
 decode keeps misleading the target after a platform re-compresses or shrinks it. The JPEG
 stand-in is baseline JPEG's own arithmetic (BT.601 YCbCr, 4:2:0, 8x8 DCT, the standard
-tables scaled by libjpeg's quality rule), with rounding passed straight through.
+tables scaled by libjpeg's quality rule), with rounding passed straight through. A last view,
+the protected decode without its colour cast, is for training and diagnosis, not a platform's.
 """
 
 from __future__ import annotations
@@ -84,6 +85,17 @@ def jpeg(x: Tensor, quality: int) -> Tensor:
 def half_size(x: Tensor) -> Tensor:
     """0.5x downscaling with an antialiased bilinear filter, as image hosts make thumbnails."""
     return F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=False, antialias=True)
+
+
+def without_cast(protected: Tensor, reference: Tensor, grid: int) -> Tensor:
+    """``protected`` [B, 3, H, W] less the part of its difference to ``reference`` that is coarser
+    than a ``grid`` x ``grid`` grid of the image (1: the mean colour), bilinearly spread.
+
+    Not a platform's transformation (it needs the full decode): it shows how much of an attack
+    is a colour cast, and training attacks through it so that the protection is not one.
+    """
+    difference = F.adaptive_avg_pool2d(protected - reference, grid)
+    return protected - F.interpolate(difference, size=protected.shape[-2:], mode="bilinear", align_corners=False)
 
 
 def apply(name: str, x: Tensor) -> Tensor:

@@ -45,6 +45,7 @@ class TrainSettings:
     schedule: str = "mixed"  # "mixed": per-sample beta; "alternate": iterations by mode; "paired": both; "full": full only
     protected_gap_db: float | None = None  # paired only: protected may fall this far below its full decode ...
     gap_weight: float = 10.0  # ... beyond that, each dB of excess costs this much (the same at every level)
+    attack_cast_grid: int | None = None  # paired only: the attack sees no colour cast coarser than a g x g grid
     level_trigger: bool = False  # condition the CLTG on the quality level (gain networks)
     stage1_trains: list[str] | None = None  # parameter-name prefixes stage 1 trains (None: every parameter)
     stage2_trains: list[str] = field(default_factory=lambda: ["g_s."])  # parameter-name prefixes stage 2 trains
@@ -98,6 +99,8 @@ class TrainSettings:
             raise ValueError("attack_level_weights needs one weight >= 0 per quality level of a gain network")
         if self.protected_gap_db is not None and (self.schedule != "paired" or self.protected_gap_db < 0):
             raise ValueError("protected_gap_db needs the paired schedule and must be >= 0")
+        if self.attack_cast_grid is not None and (self.schedule != "paired" or self.attack_cast_grid < 1):
+            raise ValueError("attack_cast_grid needs the paired schedule and must be >= 1")
         if self.objective not in ("uaeo", "naive"):
             raise ValueError("objective must be 'uaeo' or 'naive'")
         if self.crop % DOWNSAMPLING:
@@ -301,9 +304,10 @@ class Trainer:
         attack_mask = protected & (batch.caption_index >= 0)
         if s.lambda_clip > 0 and int(attack_mask.sum()) >= 2:
             weights = self._attack_weights(level, attack_mask)
+            attacked = x_hat if s.attack_cast_grid is None else self._without_cast(x_hat, s.attack_cast_grid)
             with self._autocast():
                 attack, stats = self._attack(
-                    x_hat[attack_mask], images[attack_mask], batch.caption_index[attack_mask], weights
+                    attacked[attack_mask], images[attack_mask], batch.caption_index[attack_mask], weights
                 )
             loss = loss + s.lambda_clip * attack.float()
             record.update(stats)
@@ -330,6 +334,18 @@ class Trainer:
             raise ValueError("the gap penalty needs a paired batch: the same images full, then protected")
         gap = 10 * torch.log10(mse[count:].clamp_min(1e-10) / mse[:count].detach().clamp_min(1e-10))
         return self.settings.gap_weight * torch.relu(gap - gap_db).sum() / len(mse)
+
+    @staticmethod
+    def _without_cast(x_hat: torch.Tensor, grid: int) -> torch.Tensor:
+        """A paired batch (full half, then protected half) whose protected half has lost its colour cast.
+
+        A cast is the cheapest way to fool a small target (one RGB bias at the decoder's last
+        stage does it) and the most visible: an attack that sees this view gains nothing from
+        one, so only the distortion terms act on it. The full half is a constant here.
+        """
+        count = len(x_hat) // 2
+        full = x_hat[:count].detach()
+        return torch.cat([full, robustness.without_cast(x_hat[count:], full, grid)])
 
     def optimize(self, batch: Batch, beta: torch.Tensor, level: torch.Tensor | None = None) -> dict:
         """One optimizer step (and, in stage 1, one step of the entropy bottleneck's quantiles)."""
