@@ -162,7 +162,7 @@ def privacy(
             ("ASR full->protected", _pair(**target["asr"]), "", ""),
             (f"ASR full->protected+JPEG{jpeg_quality}", _pair(**target["asr_jpeg"]), "", ""),
             ("ASR full->protected, 0.5x", _pair(**target["asr_half"]), "", ""),
-            ("ASR full->protected, grey world", _pair(**target["asr_balanced"]), "", ""),
+            ("ASR full->protected, both grey world", _pair(**target["asr_balanced"]), "", ""),
             ("ASR original->protected", _pair(**target["asr_vs_original"]), "", ""),
             ("ASR WebP@bpp->protected (stand-in)", _pair(**target["asr_vs_webp"]), "", ""),
             ("full R@1 % of original", _pair(**target["full_r1_pct_of_original"]), "", ""),

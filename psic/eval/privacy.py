@@ -1,9 +1,9 @@
 """Privacy: image-text retrieval on the Flickr8k validation split, and the attack success rate.
 
 Every validation photo is encoded once into a real ``.psic`` file (no keywords) and that
-file is decoded both ways. Seven galleries are compared: the originals, the full decodes, the
-protected decodes, the protected decodes re-saved as JPEG, downscaled 0.5x and grey-world white
-balanced (as a platform or a wary crawler might), and WebP at the PSIC file's bpp.
+file is decoded both ways. Eight galleries are compared: the originals, the full decodes, the
+protected decodes, the protected decodes re-saved as JPEG and downscaled 0.5x (as a platform
+might), both decodes grey-world white balanced, and WebP at the PSIC file's bpp.
 
 An ASR (%) is, among the pairs a reference gallery gets right at R@1, the share the attacked
 gallery gets wrong; i2t counts images, t2i counts captions. References: the full decode
@@ -33,14 +33,15 @@ if TYPE_CHECKING:
     from psic.vlp import VisionLanguageModel
 
 GALLERIES = (
-    "original", "full", "protected", "protected_jpeg", "protected_half", "protected_balanced", "webp_matched"
+    "original", "full", "protected", "protected_jpeg", "protected_half", "full_balanced", "protected_balanced",
+    "webp_matched",
 )
 # (name, reference gallery, attacked gallery)
 ATTACKS = (
     ("asr", "full", "protected"),
     ("asr_jpeg", "full", "protected_jpeg"),
     ("asr_half", "full", "protected_half"),
-    ("asr_balanced", "full", "protected_balanced"),
+    ("asr_balanced", "full_balanced", "protected_balanced"),  # white balance alone moves a small model
     ("asr_vs_original", "original", "protected"),
     ("asr_vs_webp", "webp_matched", "protected"),
 )
@@ -90,7 +91,8 @@ def build_galleries(
         resaved = decode_baseline(encode_baseline(protected, "JPEG", jpeg_quality))
         half = np.asarray(Image.fromarray(protected).reduce(2))
         webp = _webp_at(original, bits_per_pixel(len(data), original))
-        for name, image in zip(GALLERIES, (original, full, protected, resaved, half, grey_world(protected), webp)):
+        balanced = (grey_world(full), grey_world(protected))
+        for name, image in zip(GALLERIES, (original, full, protected, resaved, half, *balanced, webp)):
             images[name].append(image)
         file_bytes.append(len(data))
     return Galleries(images, file_bytes)
