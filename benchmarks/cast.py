@@ -21,12 +21,14 @@ import torch
 from PIL import Image
 from report import machine_info, write_json
 
+from psic.cli.eval_commands import _target_spec
 from psic.eval import privacy
 from psic.eval.rate_distortion import decode_baseline, encode_baseline, psnr
 from psic.train.robustness import without_cast
 
 
 def uncast(protected: np.ndarray, full: np.ndarray, grid: int) -> np.ndarray:
+    """The training view of one uint8 image pair, rounded back to what a saved image would hold."""
     def tensor(image: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(image.astype(np.float32)).permute(2, 0, 1)[None]
 
@@ -58,7 +60,9 @@ def main() -> None:
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     grids = args.grid or [1, 4]
-    targets = [tuple(t.split("=", 1)) if "=" in t else t for t in (args.target or ["psic-surrogate"])]
+    if min(grids) < 1:
+        parser.error("--grid must be >= 1")
+    targets = [privacy._load_target(_target_spec(t), "cpu") for t in (args.target or ["psic-surrogate"])]
 
     val = privacy.validation_set(args.data, limit=args.limit)
     print(f"coding {len(val.names)} images at quality {args.quality}", file=sys.stderr)
@@ -72,8 +76,8 @@ def main() -> None:
 
     report = {"machine": machine_info(), "quality": args.quality, "images": len(val.names), "views": {}}
     print(
-        f"| protected decode | PSNR protected (full {np.mean([psnr(o, f) for o, f in zip(originals, full)]):.2f}) "
-        "| target | ASR vs full | + JPEG | + 0.5x | + grey world |"
+        f"| protected decode | PSNR protected (full {np.mean([psnr(o, f) for o, f in zip(originals, full)]):.2f} dB) "
+        "| target | ASR vs full | + JPEG | + 0.5x | both grey world |"
     )
     print("|---|---|---|---|---|---|---|")
     for name, galleries in views.items():

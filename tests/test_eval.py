@@ -6,6 +6,7 @@ import json
 import math
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -97,12 +98,24 @@ def test_grey_world_removes_a_colour_cast_and_keeps_neutral_images():
     assert np.ptp(means) < 1.0 < np.ptp(tinted_means) - 10
     brightness = tinted_means.mean() / photo.reshape(-1, 3).mean()  # the overall level is kept, only the tint goes
     assert np.abs(balanced - photo * brightness).mean() < 1.5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no division by a zero channel mean
+        assert not privacy.grey_world(np.zeros((4, 4, 3), dtype=np.uint8)).any()
+        no_blue = np.stack([np.full((4, 4), 90), np.full((4, 4), 60), np.zeros((4, 4))], axis=-1).astype(np.uint8)
+        assert privacy.grey_world(no_blue)[..., 2].max() == 0
 
 
 @pytest.fixture(scope="module")
 def galleries(captioned_dir, tiny_model_path):
     val = privacy.validation_set(captioned_dir, val_count=4)
     return privacy.build_galleries(tiny_model_path, [val.image_path(i) for i in range(4)])
+
+
+def test_the_balanced_galleries_are_both_decodes_white_balanced(galleries):
+    for mode in ("full", "protected"):
+        for image, balanced in zip(galleries.images[mode], galleries.images[f"{mode}_balanced"]):
+            assert np.array_equal(balanced, privacy.grey_world(image))
+    assert ("asr_balanced", "full_balanced", "protected_balanced") in privacy.ATTACKS
 
 
 def _check_report(report: dict, targets: int) -> None:
@@ -182,7 +195,7 @@ def test_cli_eval_privacy(captioned_dir, tiny_model_path, tiny_vlp, monkeypatch,
     args += ["--val-count", "4", "--device", "cpu", "--json", "-"]
     result = CliRunner().invoke(cli, [str(a) for a in args])
     assert result.exit_code == 0, (result.output, result.exception)
-    assert "ASR full->protected" in result.stderr
+    assert "ASR full->protected" in result.stderr and "both grey world" in result.stderr
     _check_report(json.loads(result.stdout, parse_constant=lambda c: None), targets=1)
     empty = CliRunner().invoke(cli, ["eval", "privacy", "--data", str(tmp_path), "-t", "x"])
     assert empty.exit_code == 12 and "captioned data set" in empty.stderr

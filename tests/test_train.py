@@ -351,6 +351,7 @@ def test_per_level_attack_weights_apply_to_each_samples_level(captioned_dir, tin
         {"protected_gap_db": 1.0}, {"schedule": "paired", "protected_gap_db": -1.0}, {"level_trigger": True, "levels": 0},
         {"schedule": "full"}, {"stage1_trains": []},
         {"attack_cast_grid": 4}, {"schedule": "paired", "attack_cast_grid": 0},
+        {"schedule": "paired", "attack_cast_grid": 2.5},
     ],
 )
 def test_invalid_settings_are_refused(captioned_dir, bad):
@@ -573,16 +574,31 @@ def test_the_gap_penalty_enters_the_loss_of_a_paired_batch(captioned_dir, tiny_v
 
 
 def test_the_attack_view_without_cast_drops_coarse_differences_and_keeps_fine_ones():
-    full = torch.rand(2, 3, 32, 32)
+    full = torch.rand(2, 3, 32, 32).requires_grad_()
     stripes = (torch.arange(32) % 2).float().view(1, 1, 1, 32).expand(2, 3, 32, 32) * 0.1
     tint = torch.tensor([0.2, -0.1, 0.05]).view(1, 3, 1, 1)
-    protected = (full + tint + stripes).requires_grad_()
+    protected = (full.detach() + tint + stripes).requires_grad_()
     view = Trainer._without_cast(torch.cat([full, protected]), grid=1)
-    assert torch.equal(view[:2], full)
+    assert torch.equal(view[:2], full.detach())
     # the tint is gone; the fine stripes stay, less their own mean
     assert torch.allclose(view[2:], full + stripes - 0.05, atol=1e-6)
     view[2:].sum().backward()  # a uniform push on the view reaches the protected decode as no push at all
     assert protected.grad.abs().max() < 1e-6
+    assert not full.grad.any()  # the attack never moves the full decode
+
+
+@pytest.mark.parametrize("grid", [1, 2])
+def test_a_finer_cast_grid_removes_coarser_casts(grid):
+    from psic.train.robustness import without_cast
+
+    reference = torch.rand(1, 3, 32, 32)
+    halves = torch.cat([torch.full((16,), 0.2), torch.full((16,), -0.2)]).view(1, 1, 1, 32)  # left warm, right cold
+    view = without_cast(reference + halves, reference, grid)
+    left = (view - reference).pow(2).mean().sqrt() / halves.pow(2).mean().sqrt()
+    if grid == 1:  # its mean is zero: the mean colour alone does not see it
+        assert left == pytest.approx(1.0, abs=1e-5)
+    else:  # a 2 x 2 grid takes the two halves' means away, up to the bilinear spreading between them
+        assert left < 0.5
 
 
 def test_the_attack_of_a_cast_free_run_sees_the_view_without_cast(captioned_dir, tiny_vlp, tmp_path, monkeypatch):

@@ -128,9 +128,9 @@ def privacy(
     force: bool,
 ) -> None:
     """Image-text retrieval (R@1/5/10, i2t and t2i) on the validation split of --data for the originals,
-    the full and protected decodes of real .psic files, and the protected decodes re-saved as JPEG, halved and
-    white balanced; and the
-    attack success rate: among pairs the full decode gets right at R@1, the % the protected decode gets wrong.
+    the full and protected decodes of real .psic files, the protected decodes re-saved as JPEG and downscaled 0.5x,
+    and both decodes grey-world white balanced; and the attack success rate: among pairs the full decode gets
+    right at R@1, the % the protected decode gets wrong.
     """
     from psic.eval.privacy import evaluate_retrieval, validation_set
 

@@ -7,7 +7,8 @@ might), both decodes grey-world white balanced, and WebP at the PSIC file's bpp.
 
 An ASR (%) is, among the pairs a reference gallery gets right at R@1, the share the attacked
 gallery gets wrong; i2t counts images, t2i counts captions. References: the full decode
-(what the keyword holder sees), the original, and WebP at equal rate: the paper measures
+(what the keyword holder sees; its white-balanced version for the white-balanced protected
+decode, since balancing alone moves a small model), the original, and WebP at equal rate: the paper measures
 against a separately trained codec without PSIC at the same rate, for which WebP is a cheap
 stand-in (labelled so in every report).
 """
@@ -102,7 +103,7 @@ def grey_world(image: np.ndarray) -> np.ndarray:
     """White balance by the grey-world rule: scale each channel so that its mean is the mean of all three.
 
     It needs no reference, so anyone can apply it to a published image; an attack that is
-    mostly a colour cast does not survive it.
+    mostly a colour cast survives it only in part.
     """
     pixels = image.astype(np.float32)
     means = pixels.reshape(-1, 3).mean(axis=0)
@@ -129,7 +130,7 @@ def evaluate_retrieval(
     quality: int | None = None,
     effort: int = 0,
 ) -> dict:
-    """R@1/5/10 both ways for the four galleries, and ASRs, against each target model.
+    """R@1/5/10 both ways for every gallery, and ASRs, against each target model.
 
     A target is a spec for :func:`psic.vlp.load_vlp`, a ``(spec, weights path)`` pair, or
     a built :class:`~psic.vlp.VisionLanguageModel`. Pass ``galleries`` (from

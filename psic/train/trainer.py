@@ -99,7 +99,9 @@ class TrainSettings:
             raise ValueError("attack_level_weights needs one weight >= 0 per quality level of a gain network")
         if self.protected_gap_db is not None and (self.schedule != "paired" or self.protected_gap_db < 0):
             raise ValueError("protected_gap_db needs the paired schedule and must be >= 0")
-        if self.attack_cast_grid is not None and (self.schedule != "paired" or self.attack_cast_grid < 1):
+        if self.attack_cast_grid is not None and (
+            self.schedule != "paired" or not isinstance(self.attack_cast_grid, int) or self.attack_cast_grid < 1
+        ):
             raise ValueError("attack_cast_grid needs the paired schedule and must be >= 1")
         if self.objective not in ("uaeo", "naive"):
             raise ValueError("objective must be 'uaeo' or 'naive'")
