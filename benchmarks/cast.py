@@ -18,12 +18,11 @@ import sys
 
 import numpy as np
 import torch
-from PIL import Image
 from report import machine_info, write_json
 
 from psic.cli.eval_commands import _target_spec
 from psic.eval import privacy
-from psic.eval.rate_distortion import decode_baseline, encode_baseline, psnr
+from psic.eval.rate_distortion import psnr
 from psic.train.robustness import without_cast
 
 
@@ -39,10 +38,8 @@ def uncast(protected: np.ndarray, full: np.ndarray, grid: int) -> np.ndarray:
 def variant(base: privacy.Galleries, protected: list[np.ndarray], jpeg_quality: int) -> privacy.Galleries:
     """The galleries with another protected decode, and its JPEG, 0.5x and white-balanced versions."""
     images = dict(base.images)
-    images["protected"] = protected
-    images["protected_jpeg"] = [decode_baseline(encode_baseline(p, "JPEG", jpeg_quality)) for p in protected]
-    images["protected_half"] = [np.asarray(Image.fromarray(p).reduce(2)) for p in protected]
-    images["protected_balanced"] = [privacy.grey_world(p) for p in protected]
+    versions = [privacy.platform_versions(p, jpeg_quality) for p in protected]
+    images.update({name: [v[name] for v in versions] for name in versions[0]})
     return privacy.Galleries(images, base.file_bytes)
 
 

@@ -89,14 +89,22 @@ def build_galleries(
     for path in image_paths:
         original, _ = imageio.load_image(path)
         data, full, protected = psic_round_trip(original, model_spec, device, quality, effort)
-        resaved = decode_baseline(encode_baseline(protected, "JPEG", jpeg_quality))
-        half = np.asarray(Image.fromarray(protected).reduce(2))
         webp = _webp_at(original, bits_per_pixel(len(data), original))
-        balanced = (grey_world(full), grey_world(protected))
-        for name, image in zip(GALLERIES, (original, full, protected, resaved, half, *balanced, webp)):
+        derived = {"full_balanced": grey_world(full), **platform_versions(protected, jpeg_quality)}
+        for name, image in {"original": original, "full": full, **derived, "webp_matched": webp}.items():
             images[name].append(image)
         file_bytes.append(len(data))
     return Galleries(images, file_bytes)
+
+
+def platform_versions(protected: np.ndarray, jpeg_quality: int = 75) -> dict[str, np.ndarray]:
+    """A protected decode as published, re-saved as JPEG, halved and white balanced (its galleries' entries)."""
+    return {
+        "protected": protected,
+        "protected_jpeg": decode_baseline(encode_baseline(protected, "JPEG", jpeg_quality)),
+        "protected_half": np.asarray(Image.fromarray(protected).reduce(2)),
+        "protected_balanced": grey_world(protected),
+    }
 
 
 def grey_world(image: np.ndarray) -> np.ndarray:
