@@ -146,6 +146,26 @@ def test_a_stage_two_only_segment_needs_trained_weights(chain, captioned_dir):
         run_segment(chain / "chain.json", chain / "tune", 0.02, {"captioned": str(captioned_dir)}, kind="stage-2-only")
 
 
+ALL_BUT_THE_TRIGGER = ("g_a.", "h_a.", "h_s.", "entropy_bottleneck.", "gains.", "g_s.deconvs.", "g_s.igdns.")
+
+
+def test_a_stage_one_only_segment_trains_the_codec_and_holds_the_trigger(chain, captioned_dir):
+    from safetensors.torch import load_file
+
+    data = {"captioned": str(captioned_dir)}
+    held = {**TINY, "stage": 1, "levels": 8, "schedule": "full", "lambda_clip": 0.0,
+            "stage1_trains": list(ALL_BUT_THE_TRIGGER)}
+    shipped = _adopt_first_segment_then_name(chain, data, "stage1", held)
+    before = load_file(shipped)
+    record = run_segment(chain / "chain.json", chain / "rd", 0.02, data, kind="stage-1-only")
+    assert record["kind"] == "stage-1-only" and "stage2" not in record and record["stage1"]["steps"] >= 1
+    adopt_segment(chain / "chain.json", chain / "rd", chain / "registry.json")
+    after = load_file(shipped)
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    assert any(name.startswith("g_s.deconvs.") for name in changed) and "gains.log_inverse_gain" in changed
+    assert not any(name.startswith("g_s.condition.") for name in changed)  # the trigger as shipped
+
+
 ENCODER_SIDE = ("g_a.", "h_a.", "h_s.", "entropy_bottleneck.", "gains.log_gain")
 
 
@@ -174,7 +194,8 @@ def test_an_encoder_only_segment_needs_its_settings_file(chain, captioned_dir):
         run_segment(chain / "chain.json", chain / "enc", 0.02, {"captioned": str(captioned_dir)}, kind="encoder-only")
 
 
-@pytest.mark.parametrize(("stage", "kind"), [(1, "two-stage"), (2, "two-stage"), (2, "stage-2-only"), (1, "encoder-only")])
+@pytest.mark.parametrize(("stage", "kind"), [(1, "two-stage"), (2, "two-stage"), (1, "stage-1-only"), (2, "stage-2-only"),
+                                           (1, "encoder-only")])
 def test_the_shipped_chain_settings_are_valid(stage, kind):
     from pathlib import Path
 
@@ -185,6 +206,9 @@ def test_the_shipped_chain_settings_are_valid(stage, kind):
     values = plan.stage_settings(chain_file, stage, kind=kind)
     settings = TrainSettings(**values, captioned="flickr8k", max_minutes=60)  # the data a segment adds
     assert settings.stage == stage
+    if stage == 1 and kind != "encoder-only":  # stage 1 holds the trigger: a mixed stage 1 trained it away
+        assert settings.schedule == "full" and settings.stage1_trains
+        assert not any(prefix.startswith("g_s.condition") or "g_s.".startswith(prefix) for prefix in settings.stage1_trains)
     if kind == "stage-2-only":  # a retune trains the CLTG alone, from its own settings file
         assert plan.retune and settings.stage2_trains == ["g_s.condition."]
     if kind == "encoder-only":  # the decoder as shipped: its pixels, trigger and inverse gains untouched

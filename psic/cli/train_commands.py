@@ -102,23 +102,28 @@ def export(checkpoint: str, output: str, name: str, quality: int | None, fp32: b
 @click.option("--set", "overrides", multiple=True, metavar="KEY=JSON",
               help="Override a setting of the segment's stages, e.g. --set batch_size=64 (repeatable).")
 @click.option("--init", metavar="CKPT", help="Start the segment's first stage from this checkpoint or weights file, not the chain's weights.")
+@click.option("--stage1-only", is_flag=True,
+              help="All the minutes on stage 1 with the chain's stage-1 settings: rate-distortion, the trigger held.")
 @click.option("--stage2-only", is_flag=True,
               help="All the minutes on stage 2 with the chain's retune settings: retune the protection, keep the encoder.")
 @click.option("--encoder-only", is_flag=True,
               help="All the minutes on the encoder side with the chain's encoder settings: keep the decoder as shipped.")
 @click.option("--settings", metavar="JSON",
-              help="With --stage2-only or --encoder-only: this settings file instead of the one the chain names.")
+              help="With a one-stage kind (--stage1-only, --stage2-only, --encoder-only): this settings file "
+                   "instead of the one the chain names.")
 @click.option("--note", metavar="TEXT", help="Kept in the segment record (how it was run); replaces the note of an earlier run.")
 def segment(chain_file: str, out_dir: str, minutes: float, captioned: str | None, folder: str | None,
             pack: str | None, text_cache: str | None, device: str, overrides: tuple[str, ...], init: str | None,
-            stage2_only: bool, encoder_only: bool, settings: str | None, note: str | None) -> None:
-    """Stage 1 then stage 2 (or stage 2 alone, or the encoder alone) from the chain's current weights, then
+            stage1_only: bool, stage2_only: bool, encoder_only: bool, settings: str | None, note: str | None) -> None:
+    """Stage 1 then stage 2 (or one stage alone, or the encoder alone) from the chain's current weights, then
     export; prints the record."""
     from psic.train.chain import run_segment
 
-    if stage2_only and encoder_only:
-        raise UsageError("give --stage2-only or --encoder-only, not both")
-    kind = "stage-2-only" if stage2_only else "encoder-only" if encoder_only else "two-stage"
+    kinds = [kind for kind, chosen in (("stage-1-only", stage1_only), ("stage-2-only", stage2_only),
+                                       ("encoder-only", encoder_only)) if chosen]
+    if len(kinds) > 1:
+        raise UsageError("give one of --stage1-only, --stage2-only and --encoder-only")
+    kind = kinds[0] if kinds else "two-stage"
     data = {"captioned": captioned, "folder": folder, "pack": pack, "text_cache": text_cache, **_overrides(overrides)}
     try:
         record = run_segment(chain_file, out_dir, minutes, data, device=device, init=init, kind=kind,

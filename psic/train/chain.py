@@ -4,8 +4,8 @@ training time adds up over sessions and machines.
 The state that survives between segments is the shipped weights file itself (fp16, with
 fp32 entropy models) and the chain's log. A segment is a warm restart: stage 1 (every
 parameter) starts from those weights with fresh optimizer moments, stage 2 (decoder and
-CLTG) follows, and the export becomes the next shipped file. A stage-2-only segment retunes
-the protection alone; an encoder-only segment trains the encoder side alone (analysis,
+CLTG) follows, and the export becomes the next shipped file. A stage-1-only segment trains
+for rate-distortion alone; a stage-2-only segment retunes the protection alone; an encoder-only segment trains the encoder side alone (analysis,
 hyperprior, entropy models, level gains) against the shipped decoder, which it leaves as it
 is. Adam's moments rebuild within a few hundred steps, far less than a segment, so nothing
 else needs committing.
@@ -38,7 +38,7 @@ from psic.train.trainer import Trainer, TrainSettings
 SEGMENT_RECORD = "segment.json"
 SEGMENT_START = "start.json"  # fixed by a segment's first run
 # The stages each kind of segment trains; a segment exports the last one's checkpoint.
-SEGMENT_STAGES = {"two-stage": (1, 2), "stage-2-only": (2,), "encoder-only": (1,)}
+SEGMENT_STAGES = {"two-stage": (1, 2), "stage-1-only": (1,), "stage-2-only": (2,), "encoder-only": (1,)}
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,9 @@ def run_segment(
 
     ``data`` holds the TrainSettings data fields (captioned, folder, text_cache, target_weights);
     ``init`` replaces the chain's weights as the start (a checkpoint of an interrupted segment).
-    ``kind`` (SEGMENT_STAGES): "two-stage"; "stage-2-only" spends all the minutes on stage 2
+    ``kind`` (SEGMENT_STAGES): "two-stage"; "stage-1-only" spends all the minutes on stage 1 with
+    the chain's ``stage1`` settings (the rate-distortion stage; it holds the trigger where those
+    settings leave the CLTG out); "stage-2-only" spends all the minutes on stage 2
     with the chain's ``retune`` settings, a fine-tune of the protection that keeps the encoder
     and the level gains; "encoder-only" spends them on one stage with the chain's ``encoder``
     settings, which train the encoder side against the decoder as shipped. ``settings`` (a
@@ -130,7 +132,7 @@ def run_segment(
     stage_list = SEGMENT_STAGES[kind]
     if settings is not None and len(stage_list) != 1:
         raise ValueError("a settings file replaces the chain's settings of a one-stage segment "
-                         "(stage-2-only or encoder-only), not of a two-stage one")
+                         "(stage-1-only, stage-2-only or encoder-only), not of a two-stage one")
     chain_file, out = Path(chain_file), Path(out_dir)
     plan = ChainPlan.read(chain_file)
     start = _segment_start(out, plan, chain_file, init, kind, notes, settings)
