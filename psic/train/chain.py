@@ -2,12 +2,12 @@
 training time adds up over sessions and machines.
 
 The state that survives between segments is the shipped weights file itself (fp16, with
-fp32 entropy models) and the chain's log. A segment is a warm restart: stage 1 (every
-parameter) starts from those weights with fresh optimizer moments, stage 2 (decoder and
-CLTG) follows, and the export becomes the next shipped file. A stage-1-only segment trains
-for rate-distortion alone; a stage-2-only segment retunes the protection alone; an encoder-only segment trains the encoder side alone (analysis,
-hyperprior, entropy models, level gains) against the shipped decoder, which it leaves as it
-is. Adam's moments rebuild within a few hundred steps, far less than a segment, so nothing
+fp32 entropy models) and the chain's log. A segment is a warm restart: stage 1 (the
+parameters its settings name) starts from those weights with fresh optimizer moments, stage 2
+(decoder and CLTG) follows, and the export becomes the next shipped file. A stage-1-only
+segment trains for rate-distortion alone; a stage-2-only segment retunes the protection
+alone; an encoder-only segment trains the encoder side alone (analysis, hyperprior, entropy
+models, level gains) against the shipped decoder, which it leaves as it is. Adam's moments rebuild within a few hundred steps, far less than a segment, so nothing
 else needs committing.
 
 ``training/chain.json`` names the model, its weights file, where the very first segment
