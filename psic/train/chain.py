@@ -7,8 +7,8 @@ parameters its settings name) starts from those weights with fresh optimizer mom
 (decoder and CLTG) follows, and the export becomes the next shipped file. A stage-1-only
 segment trains for rate-distortion alone; a stage-2-only segment retunes the protection
 alone; an encoder-only segment trains the encoder side alone (analysis, hyperprior, entropy
-models, level gains) against the shipped decoder, which it leaves as it is. Adam's moments rebuild within a few hundred steps, far less than a segment, so nothing
-else needs committing.
+models, level gains) against the shipped decoder, which it leaves as it is. Adam's moments
+rebuild within a few hundred steps, far less than a segment, so nothing else needs committing.
 
 ``training/chain.json`` names the model, its weights file, where the very first segment
 starts from, and the settings files of the two stages and of the one-stage segment kinds;
