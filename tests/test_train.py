@@ -349,6 +349,9 @@ def test_per_level_attack_weights_apply_to_each_samples_level(captioned_dir, tin
         {"levels": 0, "attack_level_weights": []},
         {"seed": 1.5}, {"schedule": "random"}, {"stage": 3}, {"objective": "x"}, {"crop": 100},
         {"protected_gap_db": 1.0}, {"schedule": "paired", "protected_gap_db": -1.0}, {"level_trigger": True, "levels": 0},
+        {"schedule": "paired", "protected_gap_db": [1.0] * 7}, {"schedule": "paired", "protected_gap_db": [1.0] * 7 + [-1.0]},
+        {"schedule": "paired", "levels": 0, "protected_gap_db": [1.0]},
+        {"captioned": None},
         {"schedule": "full"}, {"stage1_trains": []},
         {"attack_cast_grid": 4}, {"schedule": "paired", "attack_cast_grid": 0},
         {"schedule": "paired", "attack_cast_grid": 2.5},
@@ -551,6 +554,19 @@ def test_protected_decodes_far_below_full_pay_the_gap_penalty_in_db_at_every_lev
     assert (beyond.grad[2] * beyond[2]).item() == pytest.approx((beyond.grad[3] * beyond[3]).item(), rel=1e-5)
     with pytest.raises(ValueError, match="paired"):
         trainer._gap_penalty(within, torch.tensor([0.0, 1.0, 0.0, 1.0]), 1.0)
+
+
+def test_a_per_level_gap_allowance_spares_the_levels_allowed_more(captioned_dir, tiny_vlp, tmp_path):
+    allowance = [1.0] * 7 + [4.0]
+    trainer = Trainer(
+        settings(captioned_dir, schedule="paired", protected_gap_db=allowance, gap_weight=10.0), tmp_path, vlp=tiny_vlp
+    )
+    beta, level = torch.tensor([0.0, 0.0, 1.0, 1.0]), torch.tensor([0, 7, 0, 7])
+    # both pairs' protected decodes 3 dB below full: quality 1 is allowed 1 dB, quality 8 is allowed 4
+    beyond = torch.tensor([0.004, 0.0002, 0.004 * 10**0.3, 0.0002 * 10**0.3])
+    penalty = trainer._gap_penalty(beyond, beta, trainer._gap_allowance(level))
+    assert penalty.item() == pytest.approx(10.0 * (3.0 - 1.0) / 4, rel=1e-5)
+    assert trainer._gap_allowance(torch.tensor([7, 0])).tolist() == [4.0, 1.0]
 
 
 def test_the_gap_penalty_enters_the_loss_of_a_paired_batch(captioned_dir, tiny_vlp, tmp_path, monkeypatch):

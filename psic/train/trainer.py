@@ -43,7 +43,8 @@ class TrainSettings:
     attack_level_weights: list[float] | None = None  # gain networks: lambda_clip's multiplier at each level
     objective: str = "uaeo"  # or "naive"
     schedule: str = "mixed"  # "mixed": per-sample beta; "alternate": iterations by mode; "paired": both; "full": full only
-    protected_gap_db: float | None = None  # paired only: protected may fall this far below its full decode ...
+    protected_gap_db: float | list[float] | None = None  # paired only: protected may fall this far (dB) below
+    # its full decode, one number for the ladder or one per level of a gain network ...
     gap_weight: float = 10.0  # ... beyond that, each dB of excess costs this much (the same at every level)
     attack_cast_grid: int | None = None  # paired only: the attack sees no colour cast coarser than a g x g grid
     level_trigger: bool = False  # condition the CLTG on the quality level (gain networks)
@@ -97,8 +98,8 @@ class TrainSettings:
             not self.levels or len(self.attack_level_weights) != self.levels or min(self.attack_level_weights) < 0
         ):
             raise ValueError("attack_level_weights needs one weight >= 0 per quality level of a gain network")
-        if self.protected_gap_db is not None and (self.schedule != "paired" or self.protected_gap_db < 0):
-            raise ValueError("protected_gap_db needs the paired schedule and must be >= 0")
+        if self.protected_gap_db is not None:
+            self._check_gap_allowance()
         if self.attack_cast_grid is not None and (
             self.schedule != "paired" or not isinstance(self.attack_cast_grid, int) or self.attack_cast_grid < 1
         ):
@@ -120,6 +121,15 @@ class TrainSettings:
             raise ValueError("give a data pack or data folders, not both")
         if self.captioned is None and self.folder is None and self.pack is None:
             raise ValueError("give a captioned image set, an image folder, or both (or a data pack)")
+
+    def _check_gap_allowance(self) -> None:
+        allowance = self.protected_gap_db
+        per_level = isinstance(allowance, list)
+        if per_level and (not self.levels or len(allowance) != self.levels):
+            raise ValueError("a per-level protected_gap_db needs one allowance per quality level of a gain network")
+        values = allowance if per_level else [allowance]
+        if self.schedule != "paired" or not all(isinstance(v, (int, float)) and v >= 0 for v in values):
+            raise ValueError("protected_gap_db needs the paired schedule and must be >= 0")
 
 
 def bf16_is_native(device: torch.device) -> bool:
@@ -297,7 +307,7 @@ class Trainer:
         lambdas = self.lambdas[level.to(self.device)] if level is not None else self.lambdas.expand(len(mse))
         loss = (bpp + lambdas * 255**2 * mse).mean()
         if s.protected_gap_db is not None:
-            loss = loss + self._gap_penalty(mse, beta, s.protected_gap_db)
+            loss = loss + self._gap_penalty(mse, beta, self._gap_allowance(level))
         full, protected = beta == 0, beta == 1
         record = {"bpp": bpp.mean().item()}
         for mode, mask in (("full", full), ("protected", protected)):
@@ -323,9 +333,21 @@ class Trainer:
         weights = torch.tensor(self.settings.attack_level_weights, device=self.device)
         return weights[level.to(self.device)][attack_mask]
 
-    def _gap_penalty(self, mse: torch.Tensor, beta: torch.Tensor, gap_db: float) -> torch.Tensor:
+    def _gap_allowance(self, level: torch.Tensor | None) -> float | torch.Tensor:
+        """The protected decode's allowed distance below full, per sample where it differs by level:
+        one allowance for the ladder lifted the top levels' protected decodes until their attack
+        success fell (segment 9), while the low levels need it to stay clean."""
+        allowance = self.settings.protected_gap_db
+        if not isinstance(allowance, list):
+            return allowance
+        if level is None:
+            raise ValueError("a per-level protected_gap_db needs the level of every sample")
+        return torch.tensor(allowance, device=self.device)[level.to(self.device)]
+
+    def _gap_penalty(self, mse: torch.Tensor, beta: torch.Tensor, gap_db: float | torch.Tensor) -> torch.Tensor:
         """Extra cost of a protected decode that falls more than ``gap_db`` below the full decode
-        of the same image (a paired batch: full half, then protected half), in dB beyond the gap.
+        of the same image (a paired batch: full half, then protected half), in dB beyond the gap;
+        ``gap_db`` is one number or one per sample of the batch (the pair's protected half counts).
 
         Counted in dB, one weight means the same at every level: scaled by the level's lambda it
         ruled the top of the ladder and hardly touched the bottom (segment 3). The full decode is
@@ -335,6 +357,8 @@ class Trainer:
         if len(mse) % 2 or bool((beta[:count] != 0).any()) or bool((beta[count:] != 1).any()):
             raise ValueError("the gap penalty needs a paired batch: the same images full, then protected")
         gap = 10 * torch.log10(mse[count:].clamp_min(1e-10) / mse[:count].detach().clamp_min(1e-10))
+        if isinstance(gap_db, torch.Tensor):
+            gap_db = gap_db[count:]
         return self.settings.gap_weight * torch.relu(gap - gap_db).sum() / len(mse)
 
     @staticmethod
