@@ -124,10 +124,9 @@ class TrainSettings:
 
     def _check_gap_allowance(self) -> None:
         allowance = self.protected_gap_db
-        per_level = isinstance(allowance, list)
-        if per_level and (not self.levels or len(allowance) != self.levels):
+        values: list = allowance if isinstance(allowance, list) else [allowance]
+        if isinstance(allowance, list) and (not self.levels or len(values) != self.levels):
             raise ValueError("a per-level protected_gap_db needs one allowance per quality level of a gain network")
-        values = allowance if per_level else [allowance]
         if self.schedule != "paired" or not all(isinstance(v, (int, float)) and v >= 0 for v in values):
             raise ValueError("protected_gap_db needs the paired schedule and must be >= 0")
 
@@ -338,6 +337,8 @@ class Trainer:
         one allowance for the ladder lifted the top levels' protected decodes until their attack
         success fell (segment 9), while the low levels need it to stay clean."""
         allowance = self.settings.protected_gap_db
+        if allowance is None:
+            raise ValueError("no protected_gap_db is set")
         if not isinstance(allowance, list):
             return allowance
         if level is None:
