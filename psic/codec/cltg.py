@@ -10,6 +10,8 @@ at zero, so a level-blind network's parameters carry over unchanged.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import Tensor, nn
 
@@ -46,6 +48,7 @@ class ConditionBiases(nn.Module):
 
     def __init__(self, stage_channels: list[int], hidden: int, levels: int = 0) -> None:
         super().__init__()
+        # A Sequential for its parameter names (mlp.0, mlp.2); forward runs its layers in a fixed order.
         self.mlp = nn.Sequential(
             nn.Linear(EMBEDDING_DIM, hidden),
             nn.ReLU(inplace=True),
@@ -61,8 +64,21 @@ class ConditionBiases(nn.Module):
         check_condition(beta)
         if (level is None) != (self.level_embedding is None):
             raise ValueError("a level-conditioned trigger needs a level per image; a level-blind one takes none")
-        hidden = self.mlp[0](fourier_embedding(beta))
+        first, second = self.mlp[0], self.mlp[2]
+        assert isinstance(first, nn.Linear) and isinstance(second, nn.Linear)
+        hidden = fixed_order_linear(fourier_embedding(beta), first)
         if self.level_embedding is not None and level is not None:
             hidden = hidden + self.level_embedding[level]
-        features = self.mlp[1:](hidden)
-        return [proj(features)[:, :, None, None] for proj in self.projections]
+        features = torch.relu(fixed_order_linear(torch.relu(hidden), second))
+        return [fixed_order_linear(features, cast(nn.Linear, proj))[:, :, None, None] for proj in self.projections]
+
+
+def fixed_order_linear(x: Tensor, linear: nn.Linear) -> Tensor:
+    """``linear(x)``, its sums taken left to right whatever the thread count.
+
+    torch's CPU matrix-vector product splits its sums by thread count (3 or 6 threads give
+    other last bits than 1 or 2), and these biases reach every decoded pixel; a running sum
+    (cumsum, one order by definition) does not. The layers are small, so the cost is nil.
+    """
+    out = (x.unsqueeze(-2) * linear.weight).cumsum(-1)[..., -1]
+    return out if linear.bias is None else out + linear.bias
