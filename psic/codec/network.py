@@ -34,8 +34,9 @@ DOWNSAMPLING = 64  # g_a (16) times h_a (4): the padding multiple of every input
 SCALE_TABLE_LEVELS = 64
 SCALE_TABLE_BOUNDS = (0.11, 256.0)
 
-#: CompressAI's lambda ladder (x 255^2 x MSE) for qualities 1-8: the rate targets of the levels.
-QUALITY_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
+#: The rate targets of qualities 1-8 (lambda x 255^2 x MSE): CompressAI's ladder, but quality 1 at
+#: 0.0013 instead of 0.0018 (since segment 14) so that the bottom level goes under 0.2 bpp.
+QUALITY_LAMBDAS = (0.0013, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
 
 
 def scale_table() -> Tensor:
