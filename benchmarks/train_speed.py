@@ -85,9 +85,13 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json")
     parser.add_argument("--gradient-check", type=int, default=0, metavar="N", help="compare bf16 with fp32 on N batches")
+    parser.add_argument("--malloc-defaults", action="store_true",
+                        help="leave malloc as the process found it (reuse_freed_memory is process-wide: "
+                             "run once with and once without this flag to compare)")
     args = parser.parse_args()
     base = TrainSettings(captioned=args.captioned, folder=args.folder, text_cache=args.text_cache,
-                         init=args.init, lambda_clip=0.1, device=args.device)
+                         init=args.init, lambda_clip=0.1, device=args.device,
+                         reuse_freed_memory=not args.malloc_defaults)
     rows = []
     if args.gradient_check:
         agreement = gradient_agreement(base, args.gradient_check)
@@ -101,7 +105,7 @@ def main() -> None:
             print(f"{label:36s} threads={threads}  {rate:.3f} steps/s", flush=True)
     batch = f"{base.batch_size} captioned + {base.folder_batch} folder crops of {base.crop} px"
     report = {"machine": {"cpu": cpu_model(), "load_average": load_average(), "torch": torch.__version__},
-              "batch": batch, "rows": rows, "bf16_agreement": agreement if args.gradient_check else None}
+              "batch": batch, "reuse_freed_memory": base.reuse_freed_memory, "rows": rows, "bf16_agreement": agreement if args.gradient_check else None}
     if args.json:
         write_json(args.json, report)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import platform
+import sys
 
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ import torch.nn.functional as F
 
 from psic.datasets import read_captioned, split
 from psic.errors import PsicWarning
-from psic.train import losses
+from psic.train import allocator, losses
 from psic.train import trainer as trainer_module
 from psic.train.batches import Batch
 from psic.train.trainer import Trainer, TrainingDivergedError, TrainSettings
@@ -171,6 +173,24 @@ def test_bf16_falls_back_to_fp32_with_a_warning_where_the_cpu_would_emulate_it(
     with torch.no_grad(), trainer._autocast():
         out = trainer.network(batch.images, beta, level)
     assert out["x_hat"].dtype == torch.float32
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the settings are glibc's")
+def test_reuse_freed_memory_takes_every_glibc_setting():
+    assert allocator.reuse_freed_memory()
+
+
+def test_reuse_freed_memory_leaves_other_platforms_alone(monkeypatch):
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert not allocator.reuse_freed_memory()
+
+
+@pytest.mark.parametrize("reuse", [False, True])
+def test_a_cpu_trainer_keeps_freed_memory_only_when_its_settings_ask(captioned_dir, tiny_vlp, tmp_path, monkeypatch, reuse):
+    calls = []
+    monkeypatch.setattr(allocator, "reuse_freed_memory", lambda: calls.append(1) or True)
+    Trainer(settings(captioned_dir, reuse_freed_memory=reuse), tmp_path, vlp=tiny_vlp)
+    assert len(calls) == int(reuse)
 
 
 def test_cli_shows_the_bf16_fallback_as_one_warning_line(captioned_dir, tmp_path, monkeypatch):

@@ -24,7 +24,7 @@ import torch
 from psic.codec.network import DOWNSAMPLING, QUALITY_LAMBDAS, ConditionalHyperprior
 from psic.datasets import image_folder, read_captioned, split
 from psic.errors import PsicWarning
-from psic.train import distributed, losses, robustness
+from psic.train import allocator, distributed, losses, robustness
 from psic.train.batches import Batch, ImagePool, concat
 from psic.train.checkpoint import architecture_of, load_checkpoint, load_initial_parameters, save_checkpoint
 from psic.train.feature_cache import cached, content_key, text_tower_fingerprint
@@ -79,6 +79,7 @@ class TrainSettings:
     max_minutes: float | None = None  # stop (and save) once the run has trained this long, resumes included
     bf16: bool = False  # bfloat16 autocast of the forward pass (CPUs with AVX-512 BF16, GPUs)
     channels_last: bool = False
+    reuse_freed_memory: bool = True  # CPU: malloc keeps the pages a step frees (allocator.py; about +20 % steps/s)
     device: str = "cpu"
 
     def __post_init__(self) -> None:
@@ -153,6 +154,8 @@ class Trainer:
         self.rank, self.world = distributed.setup(settings.device)
         self.device = distributed.device_for(settings.device)
         self.bf16 = settings.bf16 and bf16_is_native(self.device)
+        if settings.reuse_freed_memory and self.device.type == "cpu":
+            allocator.reuse_freed_memory()
         if settings.bf16 and not self.bf16:
             warnings.warn("this CPU has no native bf16 (AVX-512 BF16 or AMX): training in fp32, which is faster here",
                           PsicWarning, stacklevel=2)
