@@ -1,10 +1,11 @@
 """Keep the memory a training step frees for the next step (glibc's malloc only).
 
 Every step allocates and frees the same large activation and gradient buffers. By default glibc
-serves each one of more than a few MiB by a fresh ``mmap`` and unmaps it on free, so the next
-step touches new zero pages again: on the project's 2-core AMD EPYC about 150,000 page faults a
-second and a fifth of a CPU stage-1 step. Raising the mmap threshold to glibc's ceiling and never
-trimming the heap keeps those pages in the process; the resident size stays at the loop's peak.
+gives much of that memory back to the system on free (unmapping large blocks, trimming the heap's
+top), so the next step faults fresh zero pages in again: on the project's 2-core AMD EPYC about
+150,000 page faults a second and a sixth of a CPU stage-1 step. Mapping blocks only above glibc's
+ceiling, never trimming and growing the heap in large steps keeps those pages in the process; the
+resident size stays at the loop's peak.
 """
 
 from __future__ import annotations
