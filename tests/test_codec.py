@@ -9,7 +9,7 @@ import torch
 from conftest import build_tiny_model
 
 from psic.codec import coding
-from psic.codec.cltg import ConditionBiases, fourier_embedding
+from psic.codec.cltg import ConditionTrigger, fourier_embedding
 from psic.codec.fixed_point import index_crc
 from psic.codec.network import scale_table
 from psic.errors import DeterminismError, InvalidConditionError
@@ -92,12 +92,14 @@ def test_indexes_do_not_depend_on_thread_count(model, image):
     assert torch.equal(one, two)
 
 
-def test_trigger_biases_do_not_depend_on_thread_count():
+def test_trigger_biases_and_gates_do_not_depend_on_thread_count():
     """Every decoded pixel adds these biases; torch's matrix product sums by thread count (3 and 6 differ)."""
     torch.manual_seed(0)
-    condition = ConditionBiases([128, 128, 128, 3], hidden=128, levels=8).eval()
+    condition = ConditionTrigger([128, 128, 128, 3], hidden=128, levels=8, branch_stages=2).eval()
     with torch.no_grad():
         condition.level_embedding.normal_()
+        for gate in condition.gates:
+            gate.weight.normal_()
     previous = torch.get_num_threads()
     try:
         biases = []
@@ -107,8 +109,10 @@ def test_trigger_biases_do_not_depend_on_thread_count():
                 biases.append([condition(torch.tensor([beta]), torch.tensor([7])) for beta in (0.0, 1.0)])
     finally:
         torch.set_num_threads(previous)
-    for other in biases[1:]:
-        assert all(torch.equal(a, b) for mode, mine in zip(biases[0], other) for a, b in zip(mode, mine))
+    tensors = [[t for mode in run for stage in mode for t in stage if t is not None] for run in biases]
+    assert len(tensors[0]) == 2 * (4 + 2)
+    for other in tensors[1:]:
+        assert all(torch.equal(a, b) for a, b in zip(tensors[0], other))
 
 
 def test_integer_path_tracks_float_path(model, image):

@@ -369,6 +369,7 @@ def test_per_level_attack_weights_apply_to_each_samples_level(captioned_dir, tin
         {"levels": 0, "attack_level_weights": []},
         {"seed": 1.5}, {"schedule": "random"}, {"stage": 3}, {"objective": "x"}, {"crop": 100},
         {"protected_gap_db": 1.0}, {"schedule": "paired", "protected_gap_db": -1.0}, {"level_trigger": True, "levels": 0},
+        {"trigger_branches": 4},
         {"schedule": "paired", "protected_gap_db": [1.0] * 7}, {"schedule": "paired", "protected_gap_db": [1.0] * 7 + [-1.0]},
         {"schedule": "paired", "levels": 0, "protected_gap_db": [1.0]},
         {"captioned": None},
@@ -673,6 +674,24 @@ def test_a_paired_level_trigger_run_exports_its_trigger(captioned_dir, tiny_vlp,
     assert exported.arch.level_trigger and torch.equal(exported.g_s.condition.level_embedding, trained.detach())
     with pytest.raises(ValueError, match="this architecture lacks"):  # a level-blind run would drop the trigger
         Trainer(settings(captioned_dir, init=str(tmp_path / "last.pt")), tmp_path / "blind", vlp=tiny_vlp)
+
+
+def test_a_retune_grows_trigger_branches_from_a_run_without_them(captioned_dir, tiny_vlp, tmp_path):
+    from psic.train.checkpoint import model_from_file
+
+    Trainer(settings(captioned_dir, steps=1, level_trigger=True), tmp_path / "s1", vlp=tiny_vlp).fit()
+    retune = settings(
+        captioned_dir, stage=2, steps=2, schedule="paired", level_trigger=True, trigger_branches=2,
+        init=str(tmp_path / "s1" / "last.pt"), stage2_trains=["g_s.condition."],
+    )
+    trainer = Trainer(retune, tmp_path / "s2", vlp=tiny_vlp)
+    assert all(gate.weight.abs().sum() == 0 for gate in trainer.model.g_s.condition.gates)  # starts as the source
+    trainer.fit()
+    assert all(gate.weight.abs().sum() > 0 for gate in trainer.model.g_s.condition.gates)
+    exported = model_from_file(tmp_path / "s2" / "last.pt")
+    assert exported.arch.trigger_branches == 2
+    with pytest.raises(ValueError, match="this architecture lacks"):  # a run without branches would drop them
+        Trainer(settings(captioned_dir, level_trigger=True, init=str(tmp_path / "s2" / "last.pt")), tmp_path / "s3", vlp=tiny_vlp)
 
 
 @pytest.mark.parametrize("crop_area", [None, (0.35, 1.0)])

@@ -138,3 +138,72 @@ def test_a_level_trigger_gives_each_level_its_own_protected_decode(tmp_path):
 def test_only_a_gain_network_conditions_its_trigger_on_the_level():
     with pytest.raises(ValueError, match="gain network"):
         Architecture(8, 12, 16, level_trigger=True)
+
+
+def branched_network(seed: int, branches: int = 2) -> ConditionalHyperprior:
+    torch.manual_seed(seed)
+    arch = Architecture(8, 12, 16, GAIN_ARCHITECTURE, 8, level_trigger=True, trigger_branches=branches)
+    return ConditionalHyperprior(arch).eval()
+
+
+def test_trigger_branches_grow_out_of_a_network_without_them_unchanged(tmp_path):
+    from psic.train.checkpoint import load_initial_parameters
+
+    plain = level_trigger_network(seed=8)
+    plain.freeze_entropy_models()
+    plain_file = tmp_path / "plain.safetensors"
+    save_weights(plain, plain_file, name="plain", half=False)
+    grown = branched_network(seed=9)
+    load_initial_parameters(grown, plain_file)
+    y = torch.randn(1, 12, 2, 2).round()
+    with torch.no_grad():
+        for beta in (0.0, 1.0):
+            args = (y, torch.tensor([beta]), torch.tensor([4]))
+            assert torch.equal(grown.synthesis(*args), plain.synthesis(*args))
+
+
+def test_a_trigger_branch_changes_the_protected_decode_with_the_content(tmp_path):
+    model = branched_network(seed=10)
+    with torch.no_grad():
+        for gate in model.g_s.condition.gates:
+            gate.weight.normal_()
+    without = level_trigger_network(seed=10)  # the same seed: the same parameters but the branches
+    level = torch.tensor([3])
+    with torch.no_grad():
+        differences = []
+        for y in (torch.randn(1, 12, 2, 2).round(), torch.randn(1, 12, 2, 2).round()):
+            branched = model.g_s(y, torch.tensor([1.0]), level)
+            plain = without.g_s(y, torch.tensor([1.0]), level)
+            differences.append(branched - plain)
+        assert not torch.allclose(differences[0], torch.zeros_like(differences[0]))
+        assert not torch.allclose(differences[0], differences[1])  # not one fixed pattern: it follows y
+    model.freeze_entropy_models()
+    path = tmp_path / "branched.safetensors"
+    save_weights(model, path, name="branched")
+    loaded = load_weights_file(path, None, "cpu")
+    assert loaded.arch.trigger_branches == 2
+    image = np.random.default_rng(3).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    assert psic.decode(psic.encode(image, model=str(path), quality=2), model=str(path)).size == (64, 64)
+
+
+@pytest.mark.parametrize("branches", [-1, 4])
+def test_trigger_branches_are_limited_to_the_feature_stages(branches):
+    with pytest.raises(ValueError, match="trigger_branches"):
+        Architecture(8, 12, 16, GAIN_ARCHITECTURE, 8, trigger_branches=branches)
+
+
+@pytest.mark.parametrize("value", ["x", "12", ""])
+def test_a_damaged_trigger_branch_count_is_refused(tmp_path, value):
+    from safetensors.torch import load_file, save_file
+
+    from psic.codec.weights import _read_metadata
+    from psic.errors import ModelError
+
+    model = branched_network(seed=11)
+    model.freeze_entropy_models()
+    path = tmp_path / "branched.safetensors"
+    save_weights(model, path, name="branched")
+    metadata = {**_read_metadata(path), "psic.trigger_branches": value}
+    save_file(load_file(path), path, metadata=metadata)
+    with pytest.raises(ModelError, match="architecture metadata"):
+        load_weights_file(path, None, "cpu")

@@ -6,11 +6,18 @@ shared by all stages; only the final projections are per stage (as in the paper'
 A gain network may also condition on its quality level: a learned vector per level is
 added to the MLP's first layer, so that each level gets its own trigger. The vectors start
 at zero, so a level-blind network's parameters carry over unchanged.
+
+A per-channel bias is the same offset at every pixel: it can only move the picture as a
+whole (a colour cast is its cheapest attack). With ``branch_stages`` the first decoder
+stages also get a *trigger branch*: a 3x3 convolution of the stage's own features, scaled
+per channel by a gate the MLP computes from beta (and the level). The branch sees the
+image, so its trigger can follow the content. The gates start at zero, so a network
+without branches carries over unchanged and grows them during training.
 """
 
 from __future__ import annotations
 
-from typing import cast
+from typing import NamedTuple, cast
 
 import torch
 from torch import Tensor, nn
@@ -43,11 +50,21 @@ def fourier_embedding(beta: Tensor) -> Tensor:
     return torch.stack(features, dim=1)
 
 
-class ConditionBiases(nn.Module):
-    """Maps beta (and, with ``levels``, the quality level) to one bias vector per decoder stage."""
+class StageTrigger(NamedTuple):
+    """What the CLTG adds at one decoder stage: a bias [B, C, 1, 1], and a gate [B, C, 1, 1]
+    for the stage's trigger branch (None where the stage has none)."""
 
-    def __init__(self, stage_channels: list[int], hidden: int, levels: int = 0) -> None:
+    bias: Tensor
+    gate: Tensor | None
+
+
+class ConditionTrigger(nn.Module):
+    """Maps beta (and, with ``levels``, the quality level) to each decoder stage's trigger."""
+
+    def __init__(self, stage_channels: list[int], hidden: int, levels: int = 0, branch_stages: int = 0) -> None:
         super().__init__()
+        if not 0 <= branch_stages <= len(stage_channels):
+            raise ValueError(f"branch_stages must be in 0..{len(stage_channels)}")
         # A Sequential for its parameter names (mlp.0, mlp.2); forward runs its layers in a fixed order.
         self.mlp = nn.Sequential(
             nn.Linear(EMBEDDING_DIM, hidden),
@@ -57,8 +74,13 @@ class ConditionBiases(nn.Module):
         )
         self.projections = nn.ModuleList(nn.Linear(hidden, c, bias=False) for c in stage_channels)
         self.level_embedding = nn.Parameter(torch.zeros(levels, hidden)) if levels else None
+        branched = stage_channels[:branch_stages]
+        self.gates = nn.ModuleList(nn.Linear(hidden, c, bias=False) for c in branched)
+        self.branches = nn.ModuleList(nn.Conv2d(c, c, 3, padding=1) for c in branched)
+        for gate in self.gates:
+            nn.init.zeros_(cast(nn.Linear, gate).weight)
 
-    def forward(self, beta: Tensor, level: Tensor | None = None) -> list[Tensor]:
+    def forward(self, beta: Tensor, level: Tensor | None = None) -> list[StageTrigger]:
         """The level vector joins after the MLP's first linear layer (``mlp[0]``), before its ReLU:
         one added row per level, and the parameter names of a level-blind network stay valid."""
         check_condition(beta)
@@ -70,7 +92,20 @@ class ConditionBiases(nn.Module):
         if self.level_embedding is not None and level is not None:
             hidden = hidden + self.level_embedding[level]
         features = torch.relu(fixed_order_linear(torch.relu(hidden), second))
-        return [fixed_order_linear(features, cast(nn.Linear, proj))[:, :, None, None] for proj in self.projections]
+        biases = [_per_channel(features, proj) for proj in self.projections]
+        gates = [_per_channel(features, gate) for gate in self.gates]
+        return [StageTrigger(bias, gates[i] if i < len(gates) else None) for i, bias in enumerate(biases)]
+
+    def add_to(self, stage: int, x: Tensor, trigger: StageTrigger) -> Tensor:
+        """One stage's features with its trigger added."""
+        x = x + trigger.bias
+        if trigger.gate is not None:
+            x = x + trigger.gate * self.branches[stage](x)
+        return x
+
+
+def _per_channel(features: Tensor, linear: nn.Module) -> Tensor:
+    return fixed_order_linear(features, cast(nn.Linear, linear))[:, :, None, None]
 
 
 def fixed_order_linear(x: Tensor, linear: nn.Linear) -> Tensor:

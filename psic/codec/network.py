@@ -10,7 +10,9 @@ Two architectures share the analysis, the hyperprior and the integer hyper-synth
   autoencoders; its synthesis upsamples by sub-pixel convolution, which has no
   checkerboard bias, instead of transposed convolution. With ``level_trigger`` its CLTG
   also sees the level, so the protected decode's trigger can be as faint as each level's
-  fidelity demands (a level-blind trigger has one strength for the whole ladder).
+  fidelity demands (a level-blind trigger has one strength for the whole ladder). With
+  ``trigger_branches`` the CLTG also adds gated convolutions of the decoder's features
+  (:mod:`psic.codec.cltg`), a trigger that can follow the image's content.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from psic.codec.cltg import ConditionBiases
+from psic.codec.cltg import ConditionTrigger
 from psic.codec.entropy_models import EntropyBottleneck, GaussianConditional
 from psic.codec.fixed_point import IntegerHyperSynthesis
 from psic.codec.layers import GDN
@@ -55,6 +57,7 @@ class Architecture:
     name: str = ARCHITECTURE
     levels: int = 0  # quality levels of a gain network; 0 for a one-rate network
     level_trigger: bool = False  # the CLTG is conditioned on the level too (gain networks only)
+    trigger_branches: int = 0  # decoder stages, from the first, whose CLTG has a trigger branch (0-3)
 
     def __post_init__(self) -> None:
         if self.name not in ARCHITECTURES:
@@ -63,6 +66,8 @@ class Architecture:
             raise ValueError("a gain network has levels >= 1; a one-rate network has none")
         if self.level_trigger and not self.levels:
             raise ValueError("only a gain network can condition its trigger on the level")
+        if not 0 <= self.trigger_branches <= 3:
+            raise ValueError("trigger_branches must be in 0..3 (the synthesis's feature stages)")
 
     @property
     def variable_rate(self) -> bool:
@@ -98,20 +103,22 @@ class Subpixel(nn.Sequential):
 
 
 class ConditionalSynthesis(nn.Module):
-    """Ballé's g_s with a CLTG bias after every upsampling stage."""
+    """Ballé's g_s with a CLTG trigger (a bias, and on the first stages maybe a branch) after every upsampling stage."""
 
-    def __init__(self, N: int, M: int, cond_hidden: int, subpixel: bool = False, levels: int = 0) -> None:
+    def __init__(
+        self, N: int, M: int, cond_hidden: int, subpixel: bool = False, levels: int = 0, branch_stages: int = 0
+    ) -> None:
         super().__init__()
         upsample = Subpixel if subpixel else _deconv
         self.deconvs = nn.ModuleList([upsample(M, N), upsample(N, N), upsample(N, N), upsample(N, 3)])
         self.igdns = nn.ModuleList(GDN(N, inverse=True) for _ in range(3))
-        self.condition = ConditionBiases([N, N, N, 3], cond_hidden, levels)
+        self.condition = ConditionTrigger([N, N, N, 3], cond_hidden, levels, branch_stages)
 
     def forward(self, y_hat: Tensor, beta: Tensor, level: Tensor | None = None) -> Tensor:
-        biases = self.condition(beta.to(y_hat.device), None if level is None else level.to(y_hat.device))
+        triggers = self.condition(beta.to(y_hat.device), None if level is None else level.to(y_hat.device))
         x = y_hat
         for stage, deconv in enumerate(self.deconvs):
-            x = deconv(x) + biases[stage]
+            x = self.condition.add_to(stage, deconv(x), triggers[stage])
             if stage < len(self.igdns):
                 x = self.igdns[stage](x)
         return x
@@ -154,7 +161,10 @@ class ConditionalHyperprior(nn.Module):
             _conv(N, M, 3, 1), nn.ReLU(inplace=True),
         )
         trigger_levels = arch.levels if arch.level_trigger else 0
-        self.g_s = ConditionalSynthesis(N, M, arch.cond_hidden, subpixel=arch.variable_rate, levels=trigger_levels)
+        self.g_s = ConditionalSynthesis(
+            N, M, arch.cond_hidden, subpixel=arch.variable_rate, levels=trigger_levels,
+            branch_stages=arch.trigger_branches,
+        )
         self.gains = LatentGains(arch.levels, M) if arch.variable_rate else None
         self.entropy_bottleneck = EntropyBottleneck(N)
         self.gaussian_conditional = GaussianConditional(None)

@@ -61,6 +61,8 @@ def weights_bytes(model: ConditionalHyperprior, *, name: str, quality: int | Non
     }
     if arch.level_trigger:
         metadata["psic.level_trigger"] = "1"
+    if arch.trigger_branches:
+        metadata["psic.trigger_branches"] = str(arch.trigger_branches)
     if quality is not None:
         metadata["psic.quality"] = str(quality)
     return save(tensors, metadata=metadata)
@@ -110,6 +112,7 @@ def _architecture(metadata: dict[str, str], path: Path) -> Architecture:
             name=metadata["psic.architecture"],
             levels=int(metadata.get("psic.levels", "0")),
             level_trigger=_flag(metadata.get("psic.level_trigger", "0")),
+            trigger_branches=_small_count(metadata.get("psic.trigger_branches", "0")),
         )
     except (KeyError, ValueError):
         raise ModelError(f"{path} lacks valid architecture metadata") from None
@@ -120,6 +123,13 @@ def _flag(value: str) -> bool:
     if value not in ("0", "1"):
         raise ValueError(f"not a flag: {value!r}")
     return value == "1"
+
+
+def _small_count(value: str) -> int:
+    """A count in metadata: one decimal digit, so that a damaged file is not misread."""
+    if len(value) != 1 or not value.isdigit():
+        raise ValueError(f"not a small count: {value!r}")
+    return int(value)
 
 
 def _fit_entropy_buffers(model: ConditionalHyperprior, state: dict[str, torch.Tensor]) -> None:

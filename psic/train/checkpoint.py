@@ -47,7 +47,7 @@ def load_initial_parameters(model: ConditionalHyperprior, path: str | os.PathLik
         gain_network_from(source, model)
         return
     state = dict(source.named_parameters())
-    wanted = {name: p for name, p in model.named_parameters() if name in state or name not in GROWN_PARAMETERS}
+    wanted = {name: p for name, p in model.named_parameters() if name in state or not name.startswith(GROWN_PARAMETERS)}
     extra = sorted(set(state) - set(wanted))
     if extra:
         raise ValueError(f"{path} has {len(extra)} parameters this architecture lacks, e.g. {extra[0]}")
@@ -62,7 +62,7 @@ def architecture_of(settings: dict) -> Architecture:
     levels = settings.get("levels", 0)
     return Architecture(
         settings["N"], settings["M"], settings["cond_hidden"], GAIN_ARCHITECTURE if levels else ARCHITECTURE, levels,
-        settings.get("level_trigger", False),
+        settings.get("level_trigger", False), settings.get("trigger_branches", 0),
     )
 
 
@@ -85,7 +85,9 @@ def model_from_file(path: str | os.PathLike) -> ConditionalHyperprior:
 
 
 # Settings that shape the network or its trainable parameters: a checkpoint resumes only under the same.
-RESUME_SETTINGS = ("stage", "N", "M", "cond_hidden", "levels", "level_trigger", "stage1_trains", "stage2_trains")
+RESUME_SETTINGS = (
+    "stage", "N", "M", "cond_hidden", "levels", "level_trigger", "trigger_branches", "stage1_trains", "stage2_trains",
+)
 
 
 def resume_conflicts(saved: dict, settings) -> list[str]:

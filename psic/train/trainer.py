@@ -48,6 +48,7 @@ class TrainSettings:
     gap_weight: float = 10.0  # ... beyond that, each dB of excess costs this much (the same at every level)
     attack_cast_grid: int | None = None  # paired only: the attack sees no colour cast coarser than a g x g grid
     level_trigger: bool = False  # condition the CLTG on the quality level (gain networks)
+    trigger_branches: int = 0  # decoder stages (from the first, 0-3) whose CLTG adds a gated convolution
     stage1_trains: list[str] | None = None  # parameter-name prefixes stage 1 trains (None: every parameter)
     stage2_trains: list[str] = field(default_factory=lambda: ["g_s."])  # parameter-name prefixes stage 2 trains
     cosine_weight: float = 10.0
@@ -95,6 +96,8 @@ class TrainSettings:
             raise ValueError("stage2_trains must name parts of the decoder (prefixes starting with 'g_s.')")
         if self.level_trigger and not self.levels:
             raise ValueError("level_trigger needs a gain network (levels >= 1)")
+        if self.trigger_branches not in (0, 1, 2, 3):
+            raise ValueError("trigger_branches must be 0, 1, 2 or 3 (decoder feature stages)")
         if self.attack_level_weights is not None and (
             not self.levels or len(self.attack_level_weights) != self.levels or min(self.attack_level_weights) < 0
         ):

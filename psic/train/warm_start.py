@@ -14,9 +14,10 @@ from torch import nn
 
 from psic.codec.network import ConditionalHyperprior, Subpixel
 
-#: Parameters a network may have that its source lacks; they keep their neutral initial values
-#: (zeros): a level-conditioned trigger grows out of a level-blind one this way, unchanged.
-GROWN_PARAMETERS = ("g_s.condition.level_embedding",)
+#: Parameters (name prefixes) a network may have that its source lacks; they keep their initial
+#: values, which leave the decode unchanged (zero level vectors, zero branch gates): a
+#: level-conditioned trigger, or one with trigger branches, grows out of a network without.
+GROWN_PARAMETERS = ("g_s.condition.level_embedding", "g_s.condition.gates.", "g_s.condition.branches.")
 
 
 @torch.no_grad()
