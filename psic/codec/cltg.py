@@ -7,8 +7,8 @@ A gain network may also condition on its quality level: a learned vector per lev
 added to the MLP's first layer, so that each level gets its own trigger. The vectors start
 at zero, so a level-blind network's parameters carry over unchanged.
 
-A per-channel bias is the same offset at every pixel: it can only move the picture as a
-whole (a colour cast is its cheapest attack). With ``branch_stages`` the first decoder
+A per-channel bias is the same offset at every position of a stage's features: the content
+shapes its effect only through the layers after it (the last stage's bias is a colour cast). With ``branch_stages`` the first decoder
 stages also get a *trigger branch*: a 3x3 convolution of the stage's own features, scaled
 per channel by a gate the MLP computes from beta (and the level). The branch sees the
 image, so its trigger can follow the content. The gates start at zero, so a network
