@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import asdict
 
 import pytest
 import torch
 from conftest import save_tiny_model
 
+from psic.codec.weights import load_weights_file
 from psic.train.chain import ChainPlan, adopt_segment, run_segment
+from psic.train.checkpoint import architecture_of
 
 TINY = {"N": 8, "M": 12, "cond_hidden": 16, "crop": 64, "batch_size": 4, "folder_batch": 0, "val_count": 2,
         "log_every": 1, "save_every": 1000, "lr": 1e-3}
@@ -206,6 +209,8 @@ def test_the_shipped_chain_settings_are_valid(stage, kind):
     values = plan.stage_settings(chain_file, stage, kind=kind)
     settings = TrainSettings(**values, captioned="flickr8k", max_minutes=60)  # the data a segment adds
     assert settings.stage == stage
+    shipped_arch = load_weights_file(chain_file.parent.parent / plan.weights, None, "cpu").arch
+    assert architecture_of(asdict(settings)) == shipped_arch  # the next segment starts from the shipped network
     if stage == 1 and kind != "encoder-only":  # stage 1 holds the trigger: a mixed stage 1 trained it away
         assert settings.schedule == "full" and settings.stage1_trains
         assert not any(prefix.startswith("g_s.condition") or "g_s.".startswith(prefix) for prefix in settings.stage1_trains)
