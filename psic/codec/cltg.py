@@ -8,11 +8,12 @@ added to the MLP's first layer, so that each level gets its own trigger. The vec
 at zero, so a level-blind network's parameters carry over unchanged.
 
 A per-channel bias is the same offset at every position of a stage's features: the content
-shapes its effect only through the layers after it (the last stage's bias is a colour cast). With ``branch_stages`` the first decoder
-stages also get a *trigger branch*: a 3x3 convolution of the stage's own features, scaled
-per channel by a gate the MLP computes from beta (and the level). The branch sees the
-image, so its trigger can follow the content. The gates start at zero, so a network
-without branches carries over unchanged and grows them during training.
+shapes its effect only through the layers after it (the last stage's bias is a colour
+cast). With ``branch_stages`` the first decoder stages also get a *trigger branch*: a 3x3
+convolution of the stage's own features, scaled per channel by a gate the MLP computes
+from beta (and the level). The branch sees the image, so its trigger can follow the
+content. The gates start at zero, so a network without branches carries over unchanged
+and grows them during training.
 """
 
 from __future__ import annotations
