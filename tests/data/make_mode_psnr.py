@@ -3,7 +3,8 @@
     python tests/data/make_mode_psnr.py
 
 Run it when the default model's weights change (a new training segment is adopted); it
-adds an entry keyed by the weights' sha256 to mode-psnr.json and never edits another.
+writes mode-psnr.json with one entry, keyed by the shipped weights' sha256 (the figures of
+weights no longer shipped are never read).
 test_shipped.py then checks that each mode still decodes to this PSNR (to 0.05 dB), so a
 swapped or broken mode fails a test. The PSNR, not a pixel digest: g_s runs in float, and
 another CPU (AVX2 against AVX-512) rounds some pixels the other way.
@@ -59,7 +60,7 @@ def main() -> None:
         print(f"{entry.name} {entry.sha256[:8]} already recorded")
         return
     quality = default_quality() if entry.levels else None
-    recorded[entry.sha256] = {"model": entry.name, "quality": quality, **mode_psnr(quality)}
+    recorded = {entry.sha256: {"model": entry.name, "quality": quality, **mode_psnr(quality)}}
     RECORDED.write_text(json.dumps(recorded, indent=2) + "\n")
     print(json.dumps(recorded[entry.sha256]))
 
