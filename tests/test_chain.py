@@ -130,6 +130,24 @@ def test_a_segment_folder_keeps_its_kind_number_and_note(chain, captioned_dir):
     assert again["kind"] == "stage-2-only" and again["stage2"]["steps"] == first["stage2"]["steps"]
 
 
+def test_a_seed_given_to_a_segment_replaces_its_own(chain, captioned_dir):
+    data = {"captioned": str(captioned_dir)}
+    run_segment(chain / "chain.json", chain / "own", 0.02, data)
+    run_segment(chain / "chain.json", chain / "other", 0.02, {**data, "seed": 500})
+    seeds = {folder: [json.loads((chain / folder / f"stage{s}" / "settings.json").read_text())["seed"] for s in (1, 2)]
+             for folder in ("own", "other")}
+    assert seeds == {"own": [1001, 1002], "other": [501, 502]}
+    with pytest.raises(TypeError, match="seed must be an int"):
+        run_segment(chain / "chain.json", chain / "third", 0.02, {**data, "seed": "5"})
+
+
+@pytest.mark.parametrize("key", ["stage", "device", "max_minutes", "init"])
+def test_a_segment_refuses_overrides_of_what_it_sets_itself(chain, captioned_dir, key):
+    with pytest.raises(ValueError, match=f"sets {key} itself"):
+        run_segment(chain / "chain.json", chain / "seg", 0.02, {"captioned": str(captioned_dir), key: 1})
+    assert not (chain / "seg").exists()
+
+
 def test_a_folder_of_an_older_release_keeps_its_kind(chain, captioned_dir):
     data = {"captioned": str(captioned_dir)}
     run_segment(chain / "chain.json", chain / "seg", 0.02, data)

@@ -39,6 +39,7 @@ SEGMENT_RECORD = "segment.json"
 SEGMENT_START = "start.json"  # fixed by a segment's first run
 # The stages each kind of segment trains; a segment exports the last one's checkpoint.
 SEGMENT_STAGES = {"two-stage": (1, 2), "stage-1-only": (1,), "stage-2-only": (2,), "encoder-only": (1,)}
+SEGMENT_FIELDS = {"stage", "device", "max_minutes", "init"}  # settings a segment sets from its own arguments
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,10 @@ def run_segment(
     command again to resume, or with more minutes to extend. Once stage 2 has begun, stage 1
     is final, so extending then lengthens stage 2 only.
 
-    ``data`` holds the TrainSettings data fields (captioned, folder, text_cache, target_weights);
+    ``data`` holds the TrainSettings data fields (captioned, folder, text_cache, target_weights)
+    and any overrides of the stage settings; a ``seed`` there replaces the segment's own
+    (stage s draws from seed + s, by default 1000 x segment + s), so a second try at the same
+    segment number sees other batches;
     ``init`` replaces the chain's weights as the start (a checkpoint of an interrupted segment).
     ``kind`` (SEGMENT_STAGES): "two-stage"; "stage-1-only" spends all the minutes on stage 1 with
     the chain's ``stage1`` settings (the rate-distortion stage; it holds the trigger where those
@@ -133,6 +137,11 @@ def run_segment(
     if settings is not None and len(stage_list) != 1:
         raise ValueError("a settings file replaces the chain's settings of a one-stage segment "
                          "(stage-1-only, stage-2-only or encoder-only), not of a two-stage one")
+    fixed = sorted(SEGMENT_FIELDS & data.keys())
+    if fixed:
+        raise ValueError(f"the segment sets {', '.join(fixed)} itself (--minutes, --device, --init)")
+    if not isinstance(data.get("seed", 0), int) or isinstance(data.get("seed"), bool):
+        raise TypeError("seed must be an int")
     chain_file, out = Path(chain_file), Path(out_dir)
     plan = ChainPlan.read(chain_file)
     start = _segment_start(out, plan, chain_file, init, kind, notes, settings)
@@ -148,7 +157,8 @@ def run_segment(
             continue
         values = {**_stage_settings(plan, chain_file, stage, kind, start.get("settings")), **data}
         values.update(
-            stage=stage, device=device, max_minutes=stage_budget, seed=1000 * start["segment"] + stage,
+            stage=stage, device=device, max_minutes=stage_budget,
+            seed=data.get("seed", 1000 * start["segment"]) + stage,
             init=str(out / "stage1" / "last.pt") if stage == 2 and len(stage_list) == 2 else start["init"],
         )
         trainer = Trainer(TrainSettings(**values), run_dir)
