@@ -146,14 +146,18 @@ def branched_network(seed: int, branches: int = 2) -> ConditionalHyperprior:
     return ConditionalHyperprior(arch).eval()
 
 
-def test_trigger_branches_grow_out_of_a_network_without_them_unchanged(tmp_path):
+@pytest.mark.parametrize("before, after", [(0, 2), (2, 3)])
+def test_trigger_branches_grow_out_of_a_network_with_fewer_unchanged(tmp_path, before, after):
     from psic.train.checkpoint import load_initial_parameters
 
-    plain = level_trigger_network(seed=8)
+    plain = branched_network(seed=8, branches=before)
+    with torch.no_grad():
+        for gate in plain.g_s.condition.gates:  # trained branches, which the grown network must keep
+            gate.weight.normal_()
     plain.freeze_entropy_models()
     plain_file = tmp_path / "plain.safetensors"
     save_weights(plain, plain_file, name="plain", half=False)
-    grown = branched_network(seed=9)
+    grown = branched_network(seed=9, branches=after)
     load_initial_parameters(grown, plain_file)
     y = torch.randn(1, 12, 2, 2).round()
     with torch.no_grad():
