@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -38,9 +40,18 @@ def recall_at(image_features: Tensor, text_features: Tensor, owner: Tensor, ks=(
     return metrics
 
 
-def attack_success_rate(reference_hits: Tensor, attacked_hits: Tensor) -> float:
-    """Share (%) of the pairs the reference gets right at R@1 that the attacked images get wrong."""
+def attack_counts(reference_hits: Tensor, attacked_hits: Tensor) -> tuple[int, int]:
+    """(fooled, right) for an attack success rate: of the pairs the reference gets right at R@1, those the attack breaks."""
     right = reference_hits.bool()
-    if not bool(right.any()):
-        return float("nan")
-    return 100.0 * (right & ~attacked_hits.bool()).sum().item() / right.sum().item()
+    return int((right & ~attacked_hits.bool()).sum().item()), int(right.sum().item())
+
+
+def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval (%, 95 % at z=1.96) of a rate: an ASR rests on a few dozen pairs with a weak target."""
+    if trials <= 0:
+        return float("nan"), float("nan")
+    rate = successes / trials
+    centre = rate + z * z / (2 * trials)
+    spread = z * math.sqrt(rate * (1 - rate) / trials + z * z / (4 * trials * trials))
+    scale = 1 + z * z / trials
+    return max(0.0, 100.0 * (centre - spread) / scale), min(100.0, 100.0 * (centre + spread) / scale)

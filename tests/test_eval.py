@@ -133,6 +133,12 @@ def _check_report(report: dict, targets: int) -> None:
             assert set(target[key]) == {"i2t", "t2i"}
         for key in attacks:
             assert all(v is None or math.isnan(v) or 0 <= v <= 100 for v in target[key].values())
+            for direction, counts in target["asr_counts"][key].items():
+                assert 0 <= counts["fooled"] <= counts["of"]
+                if counts["of"]:
+                    assert target[key][direction] == pytest.approx(100 * counts["fooled"] / counts["of"])
+                    low, high = counts["ci95"]
+                    assert low <= target[key][direction] <= high
 
 
 def test_retrieval_with_a_built_model(captioned_dir, tiny_model_path, tiny_vlp):
@@ -196,7 +202,10 @@ def test_cli_eval_privacy(captioned_dir, tiny_model_path, tiny_vlp, monkeypatch,
     result = CliRunner().invoke(cli, [str(a) for a in args])
     assert result.exit_code == 0, (result.output, result.exception)
     assert "ASR full->protected" in result.stderr and "both grey world" in result.stderr
-    _check_report(json.loads(result.stdout, parse_constant=lambda c: None), targets=1)
+    report = json.loads(result.stdout, parse_constant=lambda c: None)
+    _check_report(report, targets=1)
+    i2t, t2i = (report["targets"][0]["asr_counts"]["asr"][d] for d in ("i2t", "t2i"))
+    assert f"rests on {i2t['fooled']} of {i2t['of']} images, {t2i['fooled']} of {t2i['of']} captions" in result.stderr
     empty = CliRunner().invoke(cli, ["eval", "privacy", "--data", str(tmp_path), "-t", "x"])
     assert empty.exit_code == 12 and "captioned data set" in empty.stderr
 

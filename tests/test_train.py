@@ -383,8 +383,8 @@ def test_invalid_settings_are_refused(captioned_dir, bad):
         settings(captioned_dir, **bad)
 
 
-def test_retrieval_metrics_and_attack_success_rate():
-    from psic.retrieval import attack_success_rate, recall_at, retrieval_hits
+def test_retrieval_metrics_and_attack_counts():
+    from psic.retrieval import attack_counts, recall_at, retrieval_hits
 
     owner = torch.tensor([0, 0, 1, 1, 2, 2])
     texts = unit([[1, 0, 0], [1, 0.1, 0], [0, 1, 0], [0, 1, 0.1], [0, 0, 1], [0.1, 0, 1]])
@@ -393,8 +393,20 @@ def test_retrieval_metrics_and_attack_success_rate():
     i2t_hits, _ = retrieval_hits(IMAGES, texts, owner)
     swapped = unit([[0, 1, 0], [1, 0, 0], [0, 0, 1]])
     attacked_i2t, _ = retrieval_hits(swapped, texts, owner)
-    assert attack_success_rate(i2t_hits, attacked_i2t) == pytest.approx(100.0)
-    assert np.isnan(attack_success_rate(torch.zeros(3, dtype=torch.bool), attacked_i2t))
+    assert attack_counts(i2t_hits, attacked_i2t) == (2, 2)  # both pairs the reference gets right are broken
+    assert attack_counts(i2t_hits, i2t_hits) == (0, 2)
+    assert attack_counts(torch.zeros(3, dtype=torch.bool), attacked_i2t) == (0, 0)
+
+
+def test_wilson_interval_brackets_the_rate_and_narrows_with_more_pairs():
+    from psic.retrieval import wilson_interval
+
+    low, high = wilson_interval(34, 42)
+    assert low == pytest.approx(66.7, abs=0.1) and high == pytest.approx(90.0, abs=0.1)
+    wide, narrow = wilson_interval(8, 10), wilson_interval(800, 1000)
+    assert wide[0] < narrow[0] < 80 < narrow[1] < wide[1]
+    assert wilson_interval(0, 5)[0] == pytest.approx(0.0, abs=1e-9) and wilson_interval(5, 5)[1] == pytest.approx(100.0)
+    assert all(np.isnan(wilson_interval(0, 0)))
 
 
 def test_cli_trains_then_exports_a_loadable_model(captioned_dir, tmp_path):

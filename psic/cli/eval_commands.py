@@ -168,8 +168,18 @@ def privacy(
             ("full R@1 % of original", _pair(**target["full_r1_pct_of_original"]), "", ""),
         ]
         _echo_table(rows, err)
+        i2t, t2i = (target["asr_counts"]["asr"][d] for d in ("i2t", "t2i"))
+        click.echo(
+            f"ASR full->protected rests on {i2t['fooled']} of {i2t['of']} images, {t2i['fooled']} of {t2i['of']} captions; "
+            f"95 % interval {_interval(i2t['ci95'])} / {_interval(t2i['ci95'])}",
+            err=err,
+        )
     if json_name is not None:
         _write_json(json_name, report, force)
+
+
+def _interval(bounds: list[float]) -> str:
+    return f"{bounds[0]:.1f}-{bounds[1]:.1f}"
 
 
 def _target_spec(text: str) -> str | tuple[str, str]:

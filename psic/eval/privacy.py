@@ -6,7 +6,8 @@ protected decodes, the protected decodes re-saved as JPEG and downscaled 0.5x (a
 might), both decodes grey-world white balanced, and WebP at the PSIC file's bpp.
 
 An ASR (%) is, among the pairs a reference gallery gets right at R@1, the share the attacked
-gallery gets wrong; i2t counts images, t2i counts captions. References: the full decode
+gallery gets wrong; i2t counts images, t2i counts captions. Each ASR comes with those counts and
+its 95 % Wilson interval: with a weak target an i2t ASR rests on a few dozen images. References: the full decode
 (what the keyword holder sees; its white-balanced version for the white-balanced protected
 decode, since balancing alone moves a small model), the original, and WebP at equal rate: the paper measures
 against a separately trained codec without PSIC at the same rate, for which WebP is a cheap
@@ -176,7 +177,7 @@ def _load_target(spec: TargetSpec, device: str | None) -> VisionLanguageModel:
 def _evaluate_target(vlp: VisionLanguageModel, val: CaptionedImages, galleries: Galleries, batch_size: int) -> dict:
     import torch
 
-    from psic.retrieval import attack_success_rate, recall_at, retrieval_hits
+    from psic.retrieval import attack_counts, recall_at, retrieval_hits, wilson_interval
 
     captions = [caption for group in val.captions for caption in group]
     owner = torch.tensor([i for i, group in enumerate(val.captions) for _ in group])
@@ -186,11 +187,15 @@ def _evaluate_target(vlp: VisionLanguageModel, val: CaptionedImages, galleries: 
     texts = texts.float().cpu()
     recall = {name: recall_at(features[name], texts, owner) for name in GALLERIES}
     hits = {name: retrieval_hits(features[name], texts, owner, k=1) for name in GALLERIES}
-    result: dict = {"target": vlp.name, "recall": recall}
+    result: dict = {"target": vlp.name, "recall": recall, "asr_counts": {}}
     for key, reference, attacked in ATTACKS:
-        result[key] = {
-            direction: attack_success_rate(hits[reference][d], hits[attacked][d])
-            for d, direction in enumerate(("i2t", "t2i"))
+        counts = {
+            direction: attack_counts(hits[reference][d], hits[attacked][d]) for d, direction in enumerate(("i2t", "t2i"))
+        }
+        result[key] = {direction: _percent(fooled, right) for direction, (fooled, right) in counts.items()}
+        result["asr_counts"][key] = {
+            direction: {"fooled": fooled, "of": right, "ci95": list(wilson_interval(fooled, right))}
+            for direction, (fooled, right) in counts.items()
         }
     result["full_r1_pct_of_original"] = {
         direction: _percent(recall["full"][f"{direction}_R@1"], recall["original"][f"{direction}_R@1"])
