@@ -210,6 +210,15 @@ def test_cli_eval_privacy(captioned_dir, tiny_model_path, tiny_vlp, monkeypatch,
     assert empty.exit_code == 12 and "captioned data set" in empty.stderr
 
 
+def test_an_asr_without_pairs_reads_as_not_available_not_nan():
+    from psic.cli.eval_commands import _interval, _pair
+
+    nan = float("nan")
+    assert _interval([nan, nan]) == "n/a (no pairs)"
+    assert _interval([75.04, 94.82]) == "75.0-94.8"
+    assert _pair(nan, 50.0) == "  n/a /  50.0"
+
+
 def test_eval_help_does_not_import_torch():
     script = (
         "import sys\nfrom psic.cli.main import main\ncode = main(['eval', '--help'])\n"

@@ -179,6 +179,9 @@ def privacy(
 
 
 def _interval(bounds: list[float]) -> str:
+    """An ASR with no pairs behind it (the full decode retrieved nothing) has no interval: say so, not 'nan-nan'."""
+    if not all(math.isfinite(bound) for bound in bounds):
+        return "n/a (no pairs)"
     return f"{bounds[0]:.1f}-{bounds[1]:.1f}"
 
 
@@ -193,7 +196,11 @@ def _target_spec(text: str) -> str | tuple[str, str]:
 
 
 def _pair(i2t: float, t2i: float) -> str:
-    return f"{i2t:5.1f} / {t2i:5.1f}"
+    return f"{_percent(i2t)} / {_percent(t2i)}"
+
+
+def _percent(value: float) -> str:
+    return f"{value:5.1f}" if math.isfinite(value) else "  n/a"
 
 
 def _echo_table(rows: Sequence[tuple[str, ...]], err: bool) -> None:
