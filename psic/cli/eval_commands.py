@@ -196,10 +196,10 @@ def _target_spec(text: str) -> str | tuple[str, str]:
 
 
 def _pair(i2t: float, t2i: float) -> str:
-    return f"{_percent(i2t)} / {_percent(t2i)}"
+    return f"{_format_percent(i2t)} / {_format_percent(t2i)}"
 
 
-def _percent(value: float) -> str:
+def _format_percent(value: float) -> str:
     return f"{value:5.1f}" if math.isfinite(value) else "  n/a"
 
 
