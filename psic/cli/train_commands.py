@@ -93,7 +93,8 @@ def export(checkpoint: str, output: str, name: str, quality: int | None, fp32: b
 @click.option("--chain", "chain_file", default="training/chain.json", show_default=True, metavar="JSON",
               help="The chain: model, weights file, stage settings.")
 @click.option("--out", "out_dir", required=True, metavar="DIR", help="Run folders, exported weights and segment.json go here (resumable).")
-@click.option("--minutes", type=click.FloatRange(min=1), required=True, help="Wall time of the segment, all its stages.")
+@click.option("--minutes", type=click.FloatRange(min=0.5), required=True,
+              help="Wall time of the segment, all its stages (at least half a minute: a GPU retune can be that short).")
 @click.option("--captioned", metavar="DIR", help="Image-caption set (captions.tsv + images/).")
 @click.option("--folder", metavar="DIR", help="Caption-less image folder for rate-distortion.")
 @click.option("--pack", metavar="NPZ", help="A data pack (psic train pack) instead of --captioned/--folder.")
