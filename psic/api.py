@@ -78,7 +78,7 @@ def encode(
     them), EXIF without its GPS block unless ``keep_gps``. What 8-bit RGB cannot hold
     (animation, 16-bit samples, transparency, greyscale) is reported as a
     :class:`~psic.errors.ConversionWarning`. ``effort`` 1-3 refines the latent for this
-    image (effort 2: about 8 % fewer bytes for the same quality on photos), for tens of
+    image (effort 2: about 4 % fewer bytes for the same quality on photos), for tens of
     times the encode time; 0, the default, is the fast encoder. Any decoder reads the result.
     """
     from psic.codec import coding

@@ -26,7 +26,7 @@ _DEVICE = re.compile(r"cpu|cuda(:[0-9]+)?")
 effort_option = click.option(
     "-e", "--effort", type=click.IntRange(0, MAX_EFFORT), default=0, show_default=True,
     help=f"Encoder effort 0-{MAX_EFFORT}: above 0, each image's latent is refined for it (effort 2: about "
-    "8 % fewer bytes for the same quality, tens of times the encode time). Needs a model with quality levels.",
+    "4 % fewer bytes for the same quality, tens of times the encode time). Needs a model with quality levels.",
 )
 
 
